@@ -1,0 +1,34 @@
+"""ddpm_lib: the code of the executable DDPM textbook.
+
+One module per concept: :mod:`~ddpm_lib.schedules`, :mod:`~ddpm_lib.forward`,
+:mod:`~ddpm_lib.posterior`, :mod:`~ddpm_lib.losses`, :mod:`~ddpm_lib.parameterization`,
+:mod:`~ddpm_lib.analytic`, :mod:`~ddpm_lib.data` and :mod:`~ddpm_lib.plotting`.
+The index of ``t`` follows the text: ``t = 1..T``, and every schedule array has ``T + 1``
+entries with entry 0 meaning "no noise".
+"""
+
+from ddpm_lib import analytic, data, forward, losses, parameterization, posterior, schedules
+from ddpm_lib.forward import compute_cov, compute_mean, diffuse, forward_step, q_mean_var, q_sample
+from ddpm_lib.losses import mean_loss, noise_loss
+from ddpm_lib.schedules import Schedule
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Schedule",
+    "analytic",
+    "compute_cov",
+    "compute_mean",
+    "data",
+    "diffuse",
+    "forward",
+    "forward_step",
+    "losses",
+    "mean_loss",
+    "noise_loss",
+    "parameterization",
+    "posterior",
+    "q_mean_var",
+    "q_sample",
+    "schedules",
+]

@@ -1,0 +1,137 @@
+r"""The forward (noising) process, eq. (1), and its closed form (problem 1.4).
+
+.. math::
+   q(x_t \mid x_{t-1}) = \mathcal N\big(x_t;\ \sqrt{1-\beta_t}\,x_{t-1},\ \beta_t I\big)
+   \qquad\text{(1)}
+
+   q(x_t \mid x_0) = \mathcal N\big(x_t;\ \sqrt{\bar\alpha_t}\,x_0,\ (1-\bar\alpha_t) I\big)
+   \qquad\text{(closed form, problem 1.4)}
+
+Functions are written for one example of any shape; batch them with ``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ddpm_lib._validate import check_beta, check_same_shape
+from ddpm_lib.schedules import Schedule
+
+__all__ = ["compute_mean", "compute_cov", "forward_step", "diffuse", "q_mean_var", "q_sample"]
+
+
+def compute_mean(x: jax.Array, beta) -> jax.Array:
+    r"""Mean of one forward step, eq. (1): :math:`\sqrt{1 - \beta}\, x`.
+
+    Args:
+      x: the state :math:`x_{t-1}`, any shape (the homework passes it flattened).
+      beta: the step's variance :math:`\beta_t`, a scalar in [0, 1].
+
+    Returns:
+      An array shaped like ``x``.
+
+    Raises:
+      ValueError: if ``beta`` is outside [0, 1] or not finite.
+    """
+    check_beta(beta)
+    return jnp.sqrt(1.0 - beta) * x
+
+
+def compute_cov(x: jax.Array, beta) -> jax.Array:
+    r"""Covariance of one forward step, eq. (1): :math:`\beta I_n` with ``n = x.size``.
+
+    The covariance does not depend on the *value* of ``x``, only on its size: every
+    coordinate receives independent noise of variance :math:`\beta`.
+
+    Args:
+      x: the state :math:`x_{t-1}`; only its size ``n`` is used.
+      beta: the step's variance :math:`\beta_t`, a scalar in [0, 1].
+
+    Returns:
+      An ``(n, n)`` array.
+
+    Raises:
+      ValueError: if ``beta`` is outside [0, 1] or not finite.
+    """
+    check_beta(beta)
+    n = jnp.size(x)
+    return beta * jnp.eye(n, dtype=jnp.result_type(x, jnp.float32))
+
+
+def forward_step(x: jax.Array, beta, eps: jax.Array) -> jax.Array:
+    r"""One draw from eq. (1) with the noise supplied: :math:`\sqrt{1-\beta}\,x + \sqrt{\beta}\,\epsilon`.
+
+    Passing ``eps`` (standard normal, shaped like ``x``) keeps the function deterministic.
+
+    Raises:
+      ValueError: if ``beta`` is outside [0, 1] or the shapes of ``x`` and ``eps`` differ.
+    """
+    check_same_shape(x=x, eps=eps)
+    return compute_mean(x, beta) + jnp.sqrt(beta) * eps
+
+
+def diffuse(key: jax.Array, x0: jax.Array, schedule: Schedule) -> jax.Array:
+    r"""Run the whole Markov chain of eq. (1) from ``x0`` and keep every state.
+
+    One ``jax.lax.scan`` over :math:`t = 1..T`, each step fed its own key.
+
+    Args:
+      key: a ``jax.random.key``.
+      x0: the clean example, any shape.
+      schedule: the :class:`~ddpm_lib.schedules.Schedule` to follow.
+
+    Returns:
+      An array of shape ``(T + 1, *x0.shape)`` whose entry ``t`` is :math:`x_t`
+      (entry 0 is ``x0`` itself).
+    """
+    keys = jax.random.split(key, schedule.T)
+
+    def step(x, inputs):
+        beta, k = inputs
+        x_next = jnp.sqrt(1.0 - beta) * x + jnp.sqrt(beta) * jax.random.normal(k, x.shape, x.dtype)
+        return x_next, x_next
+
+    x0 = jnp.asarray(x0, dtype=jnp.float32)
+    _, xs = jax.lax.scan(step, x0, (schedule.betas[1:], keys))
+    return jnp.concatenate([x0[None], xs], axis=0)
+
+
+def q_mean_var(schedule: Schedule, x0: jax.Array, t) -> tuple[jax.Array, jax.Array]:
+    r"""Mean and variance of the closed form :math:`q(x_t \mid x_0)`.
+
+    .. math:: \mathbb E[x_t \mid x_0] = \sqrt{\bar\alpha_t}\,x_0, \qquad
+              \operatorname{Var}[x_t \mid x_0] = (1 - \bar\alpha_t)\, I.
+
+    Returns:
+      ``(mean, var)``: ``mean`` shaped like ``x0``, ``var`` a scalar (the same for every
+      coordinate).
+
+    Raises:
+      ValueError: if ``t`` is outside ``1..T``.
+    """
+    schedule.check_t(t)
+    return schedule.sqrt_alpha_bars[t] * x0, 1.0 - schedule.alpha_bars[t]
+
+
+def q_sample(schedule: Schedule, x0: jax.Array, t, eps: jax.Array) -> jax.Array:
+    r"""Sample :math:`x_t` straight from :math:`x_0` with the closed form.
+
+    .. math:: x_t(x_0, \epsilon) = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\,\epsilon,
+              \qquad \epsilon \sim \mathcal N(0, I).
+
+    Args:
+      schedule: the variance schedule.
+      x0: the clean example, any shape.
+      t: an integer timestep in ``1..T`` (a scalar; use ``jax.vmap`` for a batch).
+      eps: standard normal noise shaped like ``x0``.
+
+    Returns:
+      :math:`x_t`, shaped like ``x0``.
+
+    Raises:
+      ValueError: if ``t`` is outside ``1..T`` or ``x0`` and ``eps`` differ in shape.
+    """
+    schedule.check_t(t)
+    check_same_shape(x0=x0, eps=eps)
+    return schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * eps
