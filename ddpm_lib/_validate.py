@@ -28,7 +28,7 @@ def check_beta(beta, name: str = "beta") -> None:
         raise ValueError(f"{name} must be finite and lie in [0, 1]; got a NaN or infinite value")
     if np.any(b < 0.0) or np.any(b > 1.0):
         bad = b[(b < 0.0) | (b > 1.0)].ravel()[0]
-        raise ValueError(f"{name} must lie in [0, 1]; got {bad!r}")
+        raise ValueError(f"{name} must lie in [0, 1]; got {float(bad)}")
 
 
 def check_t(t, T: int, name: str = "t") -> None:
@@ -43,7 +43,7 @@ def check_t(t, T: int, name: str = "t") -> None:
             raise ValueError(f"{name} must be an integer timestep in 1..{T}; got {t!r}")
     if a.size and (np.min(a) < 1 or np.max(a) > T):
         bad = a[(a < 1) | (a > T)].ravel()[0]
-        raise ValueError(f"{name} must lie in 1..{T} (T = {T}); got {bad!r}")
+        raise ValueError(f"{name} must lie in 1..{T} (T = {T}); got {bad.item()}")
 
 
 def check_same_shape(**arrays) -> None:

@@ -101,11 +101,11 @@ def _as_beta_array(betas) -> np.ndarray:
         raise ValueError("betas must hold at least one step (T >= 1); got an empty sequence")
     if not np.all(np.isfinite(b)):
         i = int(np.flatnonzero(~np.isfinite(b))[0])
-        raise ValueError(f"betas must be finite and lie in [0, 1]; beta_{i + 1} is {b[i]!r}")
+        raise ValueError(f"betas must be finite and lie in [0, 1]; beta_{i + 1} is {float(b[i])}")
     bad = np.flatnonzero((b < 0.0) | (b > 1.0))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"betas must lie in [0, 1]; beta_{i + 1} = {b[i]!r}")
+        raise ValueError(f"betas must lie in [0, 1]; beta_{i + 1} = {float(b[i])}")
     return b
 
 
