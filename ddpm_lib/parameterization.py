@@ -22,10 +22,10 @@ __all__ = ["x0_from_eps", "eps_from_x0", "mu_from_eps", "mu_from_x0"]
 
 
 def _check_invertible(schedule: Schedule, t, what: str, arr: jax.Array, label: str) -> None:
-    tt = concrete(t)
-    if tt is None:
+    tt, values = concrete(t), concrete(arr)
+    if tt is None or values is None:  # a traced t or a traced schedule (inside jax.jit)
         return
-    vals = np.asarray(arr)[tt]
+    vals = values[tt]
     if np.any(vals <= 0.0):
         raise ValueError(f"{what} needs {label} > 0, but {label} = 0 at t = {t!r} (beta = 1 there)")
 
