@@ -70,7 +70,7 @@ def mean_loss(sigma_t, alpha_ts, mu_pred: jax.Array, x_0: jax.Array, x_t: jax.Ar
       x_t: the noisy example at step ``t``.
 
     Returns:
-      A scalar: the sum over all coordinates.
+      The sum over all coordinates, a scalar.
 
     Raises:
       ValueError: if ``sigma_t <= 0``, ``alpha_ts`` is malformed, or the shapes differ.
@@ -108,11 +108,11 @@ def noise_loss(sigma_t, alpha_ts, eps_pred: jax.Array, x_0: jax.Array, x_t: jax.
       eps: the true noise used to make ``x_t``.
 
     Returns:
-      A scalar: the weighted sum over all coordinates.
+      The weighted sum over all coordinates, a scalar.
 
     Raises:
-      ValueError: if ``sigma_t <= 0``, ``alpha_t = 0`` (:math:`\beta_t = 1`: the weight has
-      no finite value), ``alpha_ts`` is malformed, or the shapes differ.
+      ValueError: if ``sigma_t <= 0``, ``alpha_t = 0`` (at :math:`\beta_t = 1` the weight
+        has no finite value), ``alpha_ts`` is malformed, or the shapes differ.
     """
     _check_sigma(sigma_t)
     check_same_shape(eps_pred=eps_pred, x_0=x_0, x_t=x_t, eps=eps)
@@ -142,7 +142,7 @@ def noise_loss_weight(schedule: Schedule, sigma2: str = "beta") -> jax.Array:
 
     Raises:
       ValueError: for an unknown ``sigma2`` or a schedule with :math:`\beta_t = 1`
-      (:math:`\alpha_t = 0`) at some step.
+        (:math:`\alpha_t = 0`) at some step.
     """
     b = np.asarray(schedule.betas, np.float64)
     a = 1.0 - b

@@ -47,11 +47,11 @@ def eps_from_x0(schedule: Schedule, xt: jax.Array, t, x0: jax.Array) -> jax.Arra
 
     Raises:
       ValueError: if ``t`` is outside ``1..T``, the shapes differ, or
-      :math:`1 - \bar\alpha_t = 0` (no noise has been added, so there is none to recover).
+        :math:`1 - \bar\alpha_t = 0` (then no noise has been added and there is none to recover).
     """
     schedule.check_t(t)
     check_same_shape(xt=xt, x0=x0)
-    _check_invertible(schedule, t, "eps_from_x0", 1.0 - np.asarray(schedule.alpha_bars, np.float64),
+    _check_invertible(schedule, t, "eps_from_x0", 1.0 - schedule.alpha_bars,
                       "1 - alpha_bar_t")
     return (xt - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
 
