@@ -81,3 +81,13 @@ def test_chapter_has_goals_exercises_and_summary(nb_path):
     assert "```{exercise}" in text or "````{exercise}" in text
     assert "{solution}" in text
     assert re.search(r"^## Summary", text, re.M)
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption(nb_path):
+    for c in _load(nb_path)["cells"]:
+        if c["cell_type"] != "code" or _is_ignored(c):
+            continue
+        if any("image/png" in o.get("data", {}) for o in c.get("outputs", [])):
+            caption = c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption", "")
+            assert caption.strip(), f"figure without a caption in: {''.join(c['source'])[:80]}"

@@ -76,3 +76,11 @@ def test_package_metadata_uses_lower_bounds_only():
     deps = re.search(r"dependencies = \[(.*?)\]", text, re.S).group(1)
     for dep in re.findall(r'"([^"]+)"', deps):
         assert "==" not in dep and "[" not in dep, f"{dep}: Colab needs loose lower bounds, no pins or extras"
+
+
+def test_readme_badges_point_at_the_configured_repository():
+    readme = (ROOT / "README.md").read_text()
+    slug = REPO_URL.removeprefix("https://github.com/")
+    first = CHAPTERS[0].relative_to(ROOT).as_posix()
+    assert f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/{first}" in readme
+    assert f"https://mybinder.org/v2/gh/{slug}/{BRANCH}?urlpath=tree/{first}" in readme
