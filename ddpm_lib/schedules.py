@@ -71,11 +71,11 @@ class Schedule:
     def snr(self) -> jax.Array:
         r"""Signal-to-noise ratio :math:`\bar\alpha_t / (1 - \bar\alpha_t)`, length ``T + 1``.
 
-        Entry 0 (and any step before noise is first added) is ``+inf``.
+        Entry 0 (and any step before noise is first added) is ``+inf``. Computed from the
+        stored square roots, which were derived in float64, so that :math:`1 - \bar\alpha_t`
+        keeps its precision when :math:`\bar\alpha_t` is close to 1.
         """
-        ab = np.asarray(self.alpha_bars, dtype=np.float64)
-        with np.errstate(divide="ignore"):
-            return jnp.asarray(ab / (1.0 - ab), dtype=jnp.float32)
+        return self.sqrt_alpha_bars**2 / self.sqrt_one_minus_alpha_bars**2
 
     def check_t(self, t, name: str = "t") -> None:
         """Raise ``ValueError`` unless ``t`` (if concrete) is an integer in ``1..T``."""

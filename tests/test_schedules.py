@@ -120,3 +120,12 @@ def test_schedule_is_a_pytree_that_passes_through_jit():
     leaves, treedef = jax.tree.flatten(s)
     assert len(leaves) == 9
     assert jax.tree.unflatten(treedef, leaves).T == 10
+
+
+def test_snr_is_precise_near_alpha_bar_one():
+    s = schedules.linear(1000)
+    b = np.linspace(1e-4, 0.02, 1000)
+    ab = np.cumprod(1 - b)
+    snr = np.asarray(s.snr())
+    assert np.isinf(snr[0])
+    np.testing.assert_allclose(snr[1:], ab / (1 - ab), rtol=1e-4)
