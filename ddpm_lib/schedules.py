@@ -1,8 +1,6 @@
 r"""Variance schedules :math:`\beta_1, \dots, \beta_T` and every quantity derived from them.
 
-Index convention
-----------------
-Every array of a :class:`Schedule` has ``T + 1`` entries and is indexed by the book's
+**Index convention.** Every array of a :class:`Schedule` has ``T + 1`` entries and is indexed by the book's
 ``t``: entry ``t`` is the quantity at step ``t`` for ``t = 1..T``, and entry ``0`` means
 "no noise yet" (:math:`\beta_0 = 0`, :math:`\bar\alpha_0 = 1`). So
 ``schedule.alpha_bars[t]`` *is* :math:`\bar\alpha_t`, with no shift by one anywhere.
