@@ -2,12 +2,12 @@
 
 One module per concept: :mod:`~ddpm_lib.schedules`, :mod:`~ddpm_lib.forward`,
 :mod:`~ddpm_lib.posterior`, :mod:`~ddpm_lib.losses`, :mod:`~ddpm_lib.parameterization`,
-:mod:`~ddpm_lib.analytic`, :mod:`~ddpm_lib.data` and :mod:`~ddpm_lib.plotting`.
+:mod:`~ddpm_lib.analytic`, :mod:`~ddpm_lib.bound`, :mod:`~ddpm_lib.data` and :mod:`~ddpm_lib.plotting`.
 The index of ``t`` follows the text: ``t = 1..T``, and every schedule array has ``T + 1``
 entries with entry 0 meaning "no noise".
 """
 
-from ddpm_lib import analytic, data, forward, losses, parameterization, posterior, schedules
+from ddpm_lib import analytic, bound, data, forward, losses, parameterization, posterior, schedules
 from ddpm_lib.forward import compute_cov, compute_mean, diffuse, forward_step, q_mean_var, q_sample
 from ddpm_lib.losses import mean_loss, noise_loss
 from ddpm_lib.schedules import Schedule
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Schedule",
     "analytic",
+    "bound",
     "compute_cov",
     "compute_mean",
     "data",

@@ -21,13 +21,14 @@ from ddpm_lib.schedules import Schedule
 __all__ = ["x0_from_eps", "eps_from_x0", "mu_from_eps", "mu_from_x0"]
 
 
-def _check_invertible(schedule: Schedule, t, what: str, arr: jax.Array, label: str) -> None:
+def _check_invertible(schedule: Schedule, t, what: str, arr: jax.Array, label: str,
+                      cause: str) -> None:
     tt, values = concrete(t), concrete(arr)
     if tt is None or values is None:  # a traced t or a traced schedule (inside jax.jit)
         return
     vals = values[tt]
     if np.any(vals <= 0.0):
-        raise ValueError(f"{what} needs {label} > 0, but {label} = 0 at t = {t!r} (beta = 1 there)")
+        raise ValueError(f"{what} needs {label} > 0, but {label} = 0 at t = {t!r} ({cause})")
 
 
 def x0_from_eps(schedule: Schedule, xt: jax.Array, t, eps: jax.Array) -> jax.Array:
@@ -38,7 +39,8 @@ def x0_from_eps(schedule: Schedule, xt: jax.Array, t, eps: jax.Array) -> jax.Arr
     """
     schedule.check_t(t)
     check_same_shape(xt=xt, eps=eps)
-    _check_invertible(schedule, t, "x0_from_eps", schedule.alpha_bars, "alpha_bar_t")
+    _check_invertible(schedule, t, "x0_from_eps", schedule.alpha_bars, "alpha_bar_t",
+                      "a step with beta = 1 at or before t erased x_0")
     return (xt - schedule.sqrt_one_minus_alpha_bars[t] * eps) / schedule.sqrt_alpha_bars[t]
 
 
@@ -52,7 +54,7 @@ def eps_from_x0(schedule: Schedule, xt: jax.Array, t, x0: jax.Array) -> jax.Arra
     schedule.check_t(t)
     check_same_shape(xt=xt, x0=x0)
     _check_invertible(schedule, t, "eps_from_x0", 1.0 - schedule.alpha_bars,
-                      "1 - alpha_bar_t")
+                      "1 - alpha_bar_t", "every beta up to t is 0, so no noise was added")
     return (xt - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
 
 
@@ -72,7 +74,8 @@ def mu_from_eps(schedule: Schedule, xt: jax.Array, t, eps: jax.Array) -> jax.Arr
     """
     schedule.check_t(t)
     check_same_shape(xt=xt, eps=eps)
-    _check_invertible(schedule, t, "mu_from_eps", schedule.alphas, "alpha_t")
+    _check_invertible(schedule, t, "mu_from_eps", schedule.alphas, "alpha_t",
+                      "beta_t = 1 there")
     # beta_t / sqrt(1 - alpha_bar_t) -> 0 when beta_t = 0; guard the 0/0 of an all-zero prefix.
     one_m = schedule.sqrt_one_minus_alpha_bars[t]
     coef = schedule.betas[t] / jax.numpy.where(one_m > 0, one_m, 1.0)
