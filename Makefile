@@ -21,14 +21,15 @@ FIND_PYTHON := \
       command -v "$$c"; exit 0; fi; \
   done; exit 1
 
-.PHONY: book test unit nbval outputs bench venv clean help
+.PHONY: book test unit nbval outputs bench quality venv clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make book     build the site into _build/html (from stored outputs)"
 	@echo "make test     run the unit tests and pytest --nbval over chapters/"
 	@echo "make outputs  re-execute every chapter in place (regenerates stored outputs)"
-	@echo "make bench    run the benchmarks in benchmarks/"
+	@echo "make bench    speed ratios -> benchmarks/results.md"
+	@echo "make quality  sample quality over three seeds -> benchmarks/quality.md"
 
 venv: $(STAMP)
 
@@ -59,6 +60,9 @@ outputs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+quality: $(STAMP)
+	$(PY) benchmarks/quality.py
 
 clean:
 	rm -rf _build

@@ -278,8 +278,7 @@ def main(argv=None):
     unet.conv_out.kernel[...] = 0.1 * jax.random.normal(jax.random.key(5), unet.conv_out.kernel[...].shape)
     sampling_results = [
         sampling_speed("1000 2-D points (MLP)", mlp2, sample_T, (1000, 2), reps),
-        sampling_speed("64 digits (U-Net)", unet, sample_T if not q else schedules.linear(200), (64, 8, 8),
-                       2 if q else 2),
+        sampling_speed("64 digits (U-Net)", unet, sample_T if not q else schedules.linear(200), (64, 8, 8), 1),
     ]
     for r in sampling_results:
         print(f"sample {r['name']:<24} {r['seconds']}  scan/jit-loop {r['scan_vs_jax_jit_loop']}x  "

@@ -24,7 +24,8 @@ def show_chain(states, *, title: str | None = None, vmin: float = -1.0, vmax: fl
       ax_row: existing axes to draw into; a new figure is made when ``None``.
 
     Returns:
-      The matplotlib ``Figure``.
+      ``(figure, image)``: the matplotlib ``Figure`` and the last panel's ``AxesImage``
+      (for a colour bar).
     """
     states = np.asarray(states)
     if states.ndim == 2:
