@@ -52,3 +52,26 @@ def check_same_shape(**arrays) -> None:
     if len(set(shapes.values())) > 1:
         desc = ", ".join(f"{k} {s}" for k, s in shapes.items())
         raise ValueError(f"shapes must match: {desc}")
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return ``value`` as an ``int``; raise ``ValueError`` unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(value)
+
+
+def check_variance(s2, name: str = "s2") -> None:
+    """Raise ``ValueError`` unless every (concrete) value of the data variance is finite and >= 0."""
+    v = concrete(s2)
+    if v is not None and (not np.all(np.isfinite(v)) or np.any(v < 0)):
+        raise ValueError(f"{name} (the data variance) must be finite and >= 0; got {s2!r}")
+
+
+PREDICTIONS = ("eps", "mean")
+
+
+def check_prediction(prediction) -> None:
+    """Raise ``ValueError`` unless the network's target is ``"eps"`` or ``"mean"``."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be 'eps' or 'mean'; got {prediction!r}")

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ddpm_lib._validate import concrete
+from ddpm_lib._validate import check_variance
 from ddpm_lib.schedules import Schedule
 
 __all__ = [
@@ -30,19 +29,13 @@ __all__ = [
 ]
 
 
-def _check_s2(s2):
-    v = concrete(s2)
-    if v is not None and (not np.all(np.isfinite(v)) or np.any(v < 0)):
-        raise ValueError(f"s2 (the data variance) must be finite and >= 0; got {s2!r}")
-
-
 def marginal_mean_var(schedule: Schedule, t, m, s2):
     r"""Mean and variance of :math:`q(x_t)` for data :math:`\mathcal N(m, s^2)`; ``t`` may be 0..T.
 
     .. math:: \mathbb E[x_t] = \sqrt{\bar\alpha_t}\,m, \qquad
               \operatorname{Var}[x_t] = \bar\alpha_t s^2 + 1 - \bar\alpha_t.
     """
-    _check_s2(s2)
+    check_variance(s2)
     ab = schedule.alpha_bars[t]
     return jnp.sqrt(ab) * m, ab * s2 + 1.0 - ab
 
@@ -87,5 +80,5 @@ def reverse_conditional(schedule: Schedule, xt: jax.Array, t, m, s2):
 
 def log_likelihood(x0: jax.Array, m, s2) -> jax.Array:
     r"""Exact :math:`\log \mathcal N(x_0; m, s^2 I)` in nats, summed over coordinates (needs :math:`s^2 > 0`)."""
-    _check_s2(s2)
+    check_variance(s2)
     return jnp.sum(-0.5 * (jnp.log(2.0 * jnp.pi * s2) + (x0 - m) ** 2 / s2))

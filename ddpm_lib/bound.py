@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpm_lib._validate import concrete
+from ddpm_lib._validate import check_variance, concrete
 from ddpm_lib.losses import gaussian_kl
 from ddpm_lib.parameterization import mu_from_eps
 from ddpm_lib.posterior import posterior_mean_variance
@@ -94,12 +94,6 @@ def _check_schedule(schedule: Schedule) -> np.ndarray:
             "the eps-parameterization (12) divides by sqrt(alpha_t) = 0"
         )
     return b
-
-
-def _check_s2(s2, name: str = "s2") -> None:
-    v = concrete(s2)
-    if v is not None and (not np.all(np.isfinite(v)) or np.any(v < 0)):
-        raise ValueError(f"{name} (the data variance) must be finite and >= 0; got {s2!r}")
 
 
 def _check_m(m, name: str = "m") -> None:
@@ -243,7 +237,7 @@ def optimal_reverse_process(schedule: Schedule, m, s2, sigma2="beta", gain: floa
       ValueError: for a bad schedule, a non-finite ``m`` or ``gain``, or ``s2 < 0``.
     """
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     if not np.isfinite(gain):
         raise ValueError(f"gain must be finite; got {gain!r}")
     b, a, ab, _ = _f64_schedule(schedule)
@@ -377,7 +371,7 @@ def mc_bound(key: jax.Array, model: ReverseProcess, m, s2, num_samples: int):
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 2:
         raise ValueError(f"num_samples must be an integer >= 2; got {num_samples!r}")
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     key_x0, key_eps = jax.random.split(key)
     m, s2 = jnp.broadcast_arrays(jnp.asarray(m, jnp.float32), jnp.asarray(s2, jnp.float32))
     x0 = m + jnp.sqrt(s2) * jax.random.normal(key_x0, (int(num_samples),) + m.shape)
@@ -466,7 +460,7 @@ def kl_terms(model: ReverseProcess, x0: jax.Array, eps: jax.Array) -> jax.Array:
 
 def _data_arrays(model: ReverseProcess, m, s2):
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     shape = (-1,) + (1,) * m64.ndim
     c = np.asarray(model.eps_scale, np.float64)
@@ -547,7 +541,7 @@ def expected_prior_kl(schedule: Schedule, m, s2) -> jax.Array:
     Computed in float64 with ``log1p``; summed over the coordinates of ``m``.
     """
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     b = np.asarray(schedule.betas, np.float64)
     abT = float(np.prod(1.0 - b))
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
@@ -682,7 +676,7 @@ def model_nll(model: ReverseProcess, m, s2) -> jax.Array:
     The bound (4) can never be below this number. Computed in float64.
     """
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     mu0, v0 = (np.asarray(x, np.float64) for x in model_marginal(model))
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     per = 0.5 * (_LOG_2PI + np.log(v0)) + ((m64 - mu0) ** 2 + s264) / (2.0 * v0)
@@ -695,7 +689,7 @@ def data_entropy(m, s2) -> jax.Array:
     No model can reach a negative log-likelihood below it (it needs :math:`s^2 > 0`).
     """
     _check_m(m)
-    _check_s2(s2)
+    check_variance(s2)
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     if np.any(s264 <= 0):
         raise ValueError("s2 must be > 0 for the data to have a density")

@@ -14,13 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ddpm_lib._validate import check_positive_int
+
 __all__ = ["single_dot", "single_dot_dataset", "two_moons", "gaussian_mixture", "digits"]
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 def single_dot(size: int = 3, row: int | None = None, col: int | None = None) -> jnp.ndarray:
@@ -46,7 +42,7 @@ def single_dot_dataset(n: int = 100, size: int = 3) -> jnp.ndarray:
     Raises:
       ValueError: if ``n < 1`` or ``size < 1``.
     """
-    n = _check_positive_int("n", n)
+    n = check_positive_int("n", n)
     return jnp.broadcast_to(single_dot(size), (n, size, size)).copy()
 
 
@@ -70,7 +66,7 @@ def two_moons(key: jax.Array, n: int, *, noise: float = 0.05) -> jnp.ndarray:
     Raises:
       ValueError: if ``n < 1`` or ``noise < 0``.
     """
-    n = _check_positive_int("n", n)
+    n = check_positive_int("n", n)
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0; got {noise!r}")
     k_side, k_theta, k_noise = jax.random.split(key, 3)
@@ -99,8 +95,8 @@ def gaussian_mixture(key: jax.Array, n: int, *, num_modes: int = 8, radius: floa
     Raises:
       ValueError: if ``n`` or ``num_modes`` is not a positive integer, or ``std <= 0``.
     """
-    n = _check_positive_int("n", n)
-    num_modes = _check_positive_int("num_modes", num_modes)
+    n = check_positive_int("n", n)
+    num_modes = check_positive_int("num_modes", num_modes)
     if not (np.isfinite(std) and std > 0):
         raise ValueError(f"std must be a finite number > 0; got {std!r}")
     if not (np.isfinite(radius) and radius >= 0):

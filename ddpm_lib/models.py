@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ddpm_lib._validate import check_positive_int
+
 __all__ = ["timestep_embedding", "MLPDenoiser", "Conv3x3", "UNet", "count_params"]
 
 
@@ -69,12 +71,6 @@ def _split_batch(x: jax.Array, data_shape: tuple[int, ...], t) -> tuple[tuple[in
     except ValueError as err:
         raise ValueError(f"t must be a scalar or broadcast to the batch shape {batch}; got shape {t.shape}") from err
     return batch, t
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
 
 
 class _MLPBlock(nnx.Module):
@@ -124,12 +120,12 @@ class MLPDenoiser(nnx.Module):
         self.data_shape = tuple(int(d) for d in data_shape)
         if not self.data_shape or any(d < 1 for d in self.data_shape):
             raise ValueError(f"data_shape must be a non-empty shape of positive sizes; got {data_shape!r}")
-        _check_positive_int("width", width)
-        _check_positive_int("num_blocks", num_blocks)
+        check_positive_int("width", width)
+        check_positive_int("num_blocks", num_blocks)
         if not isinstance(time_dim, int) or time_dim < 2 or time_dim % 2:
             raise ValueError(f"time_dim must be a positive even integer; got {time_dim!r}")
         self.time_dim = time_dim
-        time_width = width if time_width is None else _check_positive_int("time_width", time_width)
+        time_width = width if time_width is None else check_positive_int("time_width", time_width)
         size = math.prod(self.data_shape)
         self.inp = nnx.Linear(size, width, rngs=rngs)
         self.time = nnx.Linear(time_dim, time_width, rngs=rngs)
@@ -225,12 +221,12 @@ class UNet(nnx.Module):
 
     def __init__(self, image_size: int = 8, *, channels: tuple[int, int] = (32, 64), time_dim: int = 64,
                  rngs: nnx.Rngs):
-        _check_positive_int("image_size", image_size)
+        check_positive_int("image_size", image_size)
         if image_size % 2:
             raise ValueError(f"image_size must be even (the U-Net halves it once); got {image_size}")
         if len(channels) != 2:
             raise ValueError(f"channels must be a pair (c0, c1); got {channels!r}")
-        c0, c1 = (_check_positive_int("channels", int(c)) for c in channels)
+        c0, c1 = (check_positive_int("channels", int(c)) for c in channels)
         if not isinstance(time_dim, int) or time_dim < 2 or time_dim % 2:
             raise ValueError(f"time_dim must be a positive even integer; got {time_dim!r}")
         self.data_shape = (image_size, image_size)

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ddpm_lib._validate import check_prediction
 from ddpm_lib.parameterization import mu_from_eps, x0_from_eps
 from ddpm_lib.posterior import posterior_mean
 from ddpm_lib.schedules import Schedule
@@ -41,11 +42,6 @@ Prediction = Literal["eps", "mean"]
 def _check_sigma2(sigma2) -> None:
     if sigma2 not in ("beta", "beta_tilde"):
         raise ValueError(f"sigma2 must be 'beta' or 'beta_tilde'; got {sigma2!r}")
-
-
-def _check_prediction(prediction) -> None:
-    if prediction not in ("eps", "mean"):
-        raise ValueError(f"prediction must be 'eps' or 'mean'; got {prediction!r}")
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -89,7 +85,7 @@ def reverse_mean(denoiser: Callable, schedule: Schedule, xt: jax.Array, t, predi
       prediction: ``"eps"`` or ``"mean"``.
       clip_x0: ``None``, or the half-width ``c > 0`` of the data range.
     """
-    _check_prediction(prediction)
+    check_prediction(prediction)
     out = denoiser(xt, t)
     if prediction == "mean":
         return out
@@ -182,7 +178,7 @@ def sample(denoiser, schedule: Schedule, key: jax.Array, shape: Sequence[int], *
         ``schedule``, or a denoiser that is not callable.
     """
     _check_sigma2(sigma2)
-    _check_prediction(prediction)
+    check_prediction(prediction)
     _check_schedule(schedule)
     shape = _check_shape(shape)
     if not callable(denoiser):

@@ -33,6 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from ddpm_lib._validate import check_positive_int, check_prediction
 from ddpm_lib.forward import q_sample
 from ddpm_lib.posterior import posterior_mean
 from ddpm_lib.schedules import Schedule
@@ -47,18 +48,6 @@ __all__ = [
 ]
 
 Prediction = Literal["eps", "mean"]
-_PREDICTIONS = ("eps", "mean")
-
-
-def _check_prediction(prediction) -> None:
-    if prediction not in _PREDICTIONS:
-        raise ValueError(f"prediction must be 'eps' or 'mean'; got {prediction!r}")
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
 
 
 def _check_data(data, model) -> jax.Array:
@@ -91,7 +80,7 @@ def make_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 100, tota
     if total_steps is None:
         lr = optax.linear_schedule(0.0, learning_rate, max(int(warmup_steps), 1))
     else:
-        total_steps = _check_positive_int("total_steps", total_steps)
+        total_steps = check_positive_int("total_steps", total_steps)
         lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, min(int(warmup_steps), total_steps - 1) or 1,
                                                 total_steps, end_value=0.1 * learning_rate)
     return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(lr))
@@ -138,7 +127,7 @@ def diffusion_loss(model, schedule: Schedule, x0: jax.Array, t: jax.Array, eps: 
     Returns:
       A scalar.
     """
-    _check_prediction(prediction)
+    check_prediction(prediction)
     xt = jax.vmap(q_sample, in_axes=(None, 0, 0, 0))(schedule, x0, t, eps)
     if prediction == "eps":
         target = eps
@@ -172,8 +161,8 @@ def train_step(model: nnx.Module, optimizer: nnx.Optimizer, schedule: Schedule, 
       ValueError: for a bad ``prediction``, ``batch_size`` or ``data`` (checked when the
         step is traced, that is, on the first call with new shapes or options).
     """
-    _check_prediction(prediction)
-    _check_positive_int("batch_size", batch_size)
+    check_prediction(prediction)
+    check_positive_int("batch_size", batch_size)
     data = _check_data(data, model)
     x0, t, eps = draw_batch(jax.random.fold_in(key, optimizer.step[...]), data, schedule.T, batch_size)
     loss, grads = nnx.value_and_grad(diffusion_loss)(model, schedule, x0, t, eps, prediction)
@@ -270,16 +259,16 @@ def train(model: nnx.Module, optimizer: nnx.Optimizer, schedule: Schedule, data:
       ValueError: for a bad ``num_steps``, ``batch_size``, ``prediction``, ``ema_decay``,
         ``steps_per_call`` or ``data``.
     """
-    _check_prediction(prediction)
-    num_steps = _check_positive_int("num_steps", num_steps)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    check_prediction(prediction)
+    num_steps = check_positive_int("num_steps", num_steps)
+    batch_size = check_positive_int("batch_size", batch_size)
     data = _check_data(data, model)
     if ema_decay is not None and not (0.0 <= float(ema_decay) < 1.0):
         raise ValueError(f"ema_decay must lie in [0, 1) or be None; got {ema_decay!r}")
     show = _show_progress(progress)
     if steps_per_call is None:
         steps_per_call = math.ceil(num_steps / 20) if show else num_steps
-    steps_per_call = min(_check_positive_int("steps_per_call", steps_per_call), num_steps)
+    steps_per_call = min(check_positive_int("steps_per_call", steps_per_call), num_steps)
 
     started = time.perf_counter()
     use_ema = ema_decay is not None
