@@ -21,13 +21,15 @@ FIND_PYTHON := \
       command -v "$$c"; exit 0; fi; \
   done; exit 1
 
-.PHONY: book test unit nbval outputs bench quality venv clean help
+.PHONY: book test unit nbval outputs portability bench quality venv clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make book     build the site into _build/html (from stored outputs)"
 	@echo "make test     run the unit tests and pytest --nbval over chapters/"
 	@echo "make outputs  re-execute every chapter in place (regenerates stored outputs)"
+	@echo "make portability  re-run every chapter under floating-point perturbations (ISA, threads,"
+	@echo "              BLAS kernel, oldest allowed JAX/Flax) and list every stored output that changes"
 	@echo "make bench    speed ratios -> benchmarks/results.md"
 	@echo "make quality  sample quality over three seeds -> benchmarks/quality.md"
 
@@ -57,6 +59,9 @@ nbval: $(STAMP)
 
 outputs: $(STAMP)
 	$(PY) tests/execute_notebooks.py chapters/*.ipynb
+
+portability: $(STAMP)
+	$(PY) tests/portability.py $(if $(CHAPTERS),$(CHAPTERS),) $(if $(ONLY),--only $(ONLY),)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

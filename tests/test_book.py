@@ -75,7 +75,8 @@ def test_chapter_keeps_enough_checked_outputs(nb_path):
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_has_goals_exercises_and_summary(nb_path):
-    text = "\n".join("".join(c["source"]) for c in _load(nb_path)["cells"] if c["cell_type"] == "markdown")
+    text = "\n".join("".join(c["source"]) for c in _load(nb_path)["cells"] if c["cell_type"] == "markdown"
+                     and "remove-cell" not in c.get("metadata", {}).get("tags", []))
     assert text.lstrip().startswith("# "), "a chapter opens with its title"
     assert "What you will learn" in text
     assert "```{exercise}" in text or "````{exercise}" in text
