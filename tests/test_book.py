@@ -92,3 +92,17 @@ def test_every_figure_has_a_caption(nb_path):
         if any("image/png" in o.get("data", {}) for o in c.get("outputs", [])):
             caption = c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption", "")
             assert caption.strip(), f"figure without a caption in: {''.join(c['source'])[:80]}"
+
+
+# The widest code line the site's content column shows without cutting it off: with the code
+# font of _static/custom.css, a 1280-pixel window shows 89 columns of a ruler line in a code
+# cell (checked on a headless-Chromium screenshot; the theme's own font showed 79).
+MAX_CODE_COLUMNS = 88
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
+def test_code_cells_fit_the_page(nb_path):
+    long = [(line[:40] + "...", len(line))
+            for c in _load(nb_path)["cells"] if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines() if len(line) > MAX_CODE_COLUMNS]
+    assert not long, f"{nb_path.name}: {len(long)} code lines wider than {MAX_CODE_COLUMNS}: {long[:3]}"
