@@ -215,7 +215,7 @@ def save(directory, model: nnx.Module, *, config: dict, ema_model: nnx.Module | 
         state["optimizer"] = _arrays(optimizer)
         config["step"] = int(state["optimizer"]["step"])
     config.setdefault("step", 0)
-    blob = serialization.msgpack_serialize(state)
+    blob = serialization.msgpack_serialize(_string_keys(state))
     config.update(format=FORMAT, version=VERSION,
                   arrays={"file": STATE_FILE, "sha256": hashlib.sha256(blob).hexdigest(), "contents": sorted(state)})
 
@@ -271,6 +271,18 @@ def _fill(target, arrays: dict, where: str) -> None:
     _compare(where, arrays, pure)
     nnx.replace_by_pure_dict(state, jax.tree.map(jnp.asarray, arrays))
     nnx.update(target, state)
+
+
+def _string_keys(tree):
+    """Every dictionary key as a string (the indices of a list of layers are integers).
+
+    Older Flax (0.12.7, the oldest this package allows) decodes msgpack with strict map keys
+    and refuses integer keys, so a checkpoint must hold only strings to load under every
+    allowed version; :func:`_match_keys` gives the integers back on loading.
+    """
+    if not isinstance(tree, dict):
+        return tree
+    return {str(k): _string_keys(v) for k, v in tree.items()}
 
 
 def _match_keys(found, like):
