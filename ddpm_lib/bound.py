@@ -31,6 +31,11 @@ here are continuous, and the mean comes from a noise predictor through eq. (12):
    \epsilon_\theta(x_t, t) = c_t\, x_t + e_t .
 
 All results are in nats and summed over the data's coordinates.
+
+Arguments are checked at the call (:ref:`bad-input`): a bad one raises
+``ValueError`` naming it. The bound needs :math:`0 < \beta_t < 1` at every step (at
+:math:`\beta_t = 0` the density :math:`q(x_t \mid x_{t-1})` does not exist), so a schedule
+with a step at either extreme is refused with that reason.
 """
 
 from __future__ import annotations
@@ -43,7 +48,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpm_lib._validate import check_variance, concrete
+from ddpm_lib._validate import (
+    check_array,
+    check_broadcast,
+    check_choice,
+    check_int,
+    check_key,
+    check_mean,
+    check_real,
+    check_schedule,
+    check_variance,
+    concrete,
+)
 from ddpm_lib.losses import gaussian_kl
 from ddpm_lib.parameterization import mu_from_eps
 from ddpm_lib.posterior import posterior_mean_variance
@@ -79,8 +95,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 def _check_schedule(schedule: Schedule) -> np.ndarray:
     """Return the betas (float64, length T + 1) after checking 0 < beta_t < 1 for t >= 1."""
-    if not isinstance(schedule, Schedule):
-        raise ValueError(f"schedule must be a ddpm_lib Schedule; got {type(schedule).__name__}")
+    check_schedule(schedule)
     b = concrete(schedule.betas)
     if b is None:
         return None
@@ -97,9 +112,30 @@ def _check_schedule(schedule: Schedule) -> np.ndarray:
 
 
 def _check_m(m, name: str = "m") -> None:
-    v = concrete(m)
-    if v is not None and not np.all(np.isfinite(v)):
-        raise ValueError(f"{name} (the data mean) must be finite; got {m!r}")
+    check_mean(m, name)
+
+
+def _check_model(model, name: str = "model") -> None:
+    if not isinstance(model, ReverseProcess):
+        raise ValueError(f"{name} must be a bound.ReverseProcess (from reverse_process or "
+                         f"optimal_reverse_process); got {type(model).__name__}")
+
+
+def _check_data(model, m, s2) -> tuple[int, ...]:
+    """``m`` finite, ``s2`` >= 0, broadcasting together and against the model's data shape."""
+    _check_m(m)
+    check_variance(s2)
+    shape = check_broadcast(m=m, s2=s2)
+    if model is not None:
+        coef = np.broadcast_shapes(np.shape(model.eps_scale)[1:], np.shape(model.eps_shift)[1:])
+        try:
+            ok = np.broadcast_shapes(coef, shape) == shape
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(f"m must have the data shape of the model's coefficients {coef} (or a shape they "
+                             f"broadcast to); got m and s2 of shape {shape}")
+    return shape
 
 
 def _f64_schedule(schedule: Schedule):
@@ -145,11 +181,20 @@ class ReverseProcess:
         return self.schedule.T
 
     def eps(self, xt: jax.Array, t) -> jax.Array:
-        r"""The noise prediction :math:`\epsilon_\theta(x_t, t) = c_t x_t + e_t` for one example."""
+        r"""The noise prediction :math:`\epsilon_\theta(x_t, t) = c_t x_t + e_t` for one example.
+
+        Raises:
+          ValueError: if ``t`` is not one integer in ``1..T`` (a traced ``t`` only in checked mode).
+        """
+        self.schedule.check_t(t)
         return self.eps_scale[t] * xt + self.eps_shift[t]
 
     def mean(self, xt: jax.Array, t) -> jax.Array:
-        r"""The reverse mean :math:`\mu_\theta(x_t, t)` of eq. (12), for one example."""
+        r"""The reverse mean :math:`\mu_\theta(x_t, t)` of eq. (12), for one example.
+
+        Raises:
+          ValueError: if ``t`` is not one integer in ``1..T`` (a traced ``t`` only in checked mode).
+        """
         eps = jnp.broadcast_to(self.eps(xt, t), jnp.shape(xt))
         return mu_from_eps(self.schedule, xt, t, eps)
 
@@ -168,23 +213,27 @@ def reverse_variances(schedule: Schedule, sigma2="beta") -> jax.Array:
       A float32 array of length ``T + 1``; entry 0 is set to 1 (unused).
 
     Raises:
-      ValueError: for an unknown name, a wrong length, or a variance that is not finite and > 0.
+      ValueError: if ``schedule`` is not a ``Schedule``, or ``sigma2`` is an unknown name, has
+        the wrong length, or holds a variance that is not finite and > 0.
     """
+    check_schedule(schedule)
     T = schedule.T
     if isinstance(sigma2, str):
+        check_choice("sigma2", sigma2, ("beta", "beta_tilde"))
         if sigma2 == "beta":
             v = np.asarray(schedule.betas, np.float64).copy()
-        elif sigma2 == "beta_tilde":
-            v = np.exp(np.asarray(schedule.posterior_log_variances_clipped, np.float64))
         else:
-            raise ValueError(f"sigma2 must be 'beta', 'beta_tilde' or an array of length T + 1; got {sigma2!r}")
+            v = np.exp(np.asarray(schedule.posterior_log_variances_clipped, np.float64))
     else:
+        check_array("sigma2", sigma2)
         v = np.asarray(sigma2, np.float64).copy()
         if v.shape != (T + 1,):
             raise ValueError(f"sigma2 must have shape (T + 1,) = ({T + 1},); got {v.shape}")
     v[0] = 1.0
     if not np.all(np.isfinite(v[1:])) or np.any(v[1:] <= 0):
-        raise ValueError("sigma2: every reverse variance sigma_t^2 (t = 1..T) must be finite and > 0")
+        t = int(np.flatnonzero(~(np.isfinite(v[1:]) & (v[1:] > 0)))[0]) + 1
+        raise ValueError(f"sigma2: every reverse variance sigma_t^2 (t = 1..T) must be finite and > 0; "
+                         f"sigma_{t}^2 = {v[t]!r}")
     return jnp.asarray(v, jnp.float32)
 
 
@@ -205,11 +254,12 @@ def reverse_process(schedule: Schedule, eps_scale, eps_shift, sigma2="beta") -> 
     T = schedule.T
     out = []
     for name, arr in (("eps_scale", eps_scale), ("eps_shift", eps_shift)):
+        check_array(name, arr)
         a = np.asarray(arr, np.float64)
         if a.ndim < 1 or a.shape[0] != T + 1:
             raise ValueError(f"{name} must have T + 1 = {T + 1} rows (one per t, row 0 unused); got shape {a.shape}")
         if not np.all(np.isfinite(a)):
-            raise ValueError(f"{name} must be finite")
+            raise ValueError(f"{name} must be finite; got {int(np.sum(~np.isfinite(a)))} NaN or infinite values")
         out.append(jnp.asarray(a, jnp.float32))
     return ReverseProcess(schedule, out[0], out[1], reverse_variances(schedule, sigma2))
 
@@ -234,19 +284,19 @@ def optimal_reverse_process(schedule: Schedule, m, s2, sigma2="beta", gain: floa
       gain: the factor :math:`g`.
 
     Raises:
-      ValueError: for a bad schedule, a non-finite ``m`` or ``gain``, or ``s2 < 0``.
+      ValueError: for a bad schedule, a non-finite ``m`` or ``gain``, ``s2`` not finite and
+        >= 0, or ``m`` and ``s2`` that do not broadcast together.
     """
-    _check_m(m)
-    check_variance(s2)
-    if not np.isfinite(gain):
-        raise ValueError(f"gain must be finite; got {gain!r}")
+    _check_data(None, m, s2)
+    gain = check_real("gain", gain)
     b, a, ab, _ = _f64_schedule(schedule)
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     shape = (-1,) + (1,) * m64.ndim
     ab_, sq1m = ab.reshape(shape), np.sqrt(1.0 - ab).reshape(shape)
     v = ab_ * s264 + 1.0 - ab_
-    scale = gain * sq1m / v
-    shift = -gain * sq1m * np.sqrt(ab_) * m64 / v
+    with np.errstate(divide="ignore", invalid="ignore"):  # row 0 (unused) is 0 / 0 when s2 = 0
+        scale = gain * sq1m / v
+        shift = -gain * sq1m * np.sqrt(ab_) * m64 / v
     scale[0], shift[0] = 0.0, 0.0
     return reverse_process(schedule, scale, shift, sigma2)
 
@@ -290,8 +340,11 @@ def log_ratio(model: ReverseProcess, x0: jax.Array, eps: jax.Array) -> jax.Array
       A scalar in nats.
 
     Raises:
-      ValueError: if ``eps`` does not have shape ``(T, *x0.shape)``.
+      ValueError: if ``model`` is not a :class:`ReverseProcess` or ``eps`` does not have shape
+        ``(T, *x0.shape)``.
     """
+    _check_model(model)
+    check_array("x0", x0)
     x0 = jnp.asarray(x0, jnp.float32)
     if tuple(jnp.shape(eps)) != (model.T,) + tuple(x0.shape):
         raise ValueError(f"eps must have shape (T, *x0.shape) = {(model.T,) + tuple(x0.shape)}; got {jnp.shape(eps)}")
@@ -335,8 +388,12 @@ def trajectory_log_ratios(key: jax.Array, model: ReverseProcess, x0: jax.Array) 
       The ``n`` values :math:`-\log p_\theta(x_{0:T}) + \log q(x_{1:T} \mid x_0)`, in nats.
 
     Raises:
-      ValueError: if ``x0`` has no batch axis.
+      ValueError: if ``key`` is not one random key, ``model`` is not a
+        :class:`ReverseProcess`, or ``x0`` has no batch axis. ``n = 0`` is allowed.
     """
+    check_key(key)
+    _check_model(model)
+    check_array("x0", x0)
     x0 = jnp.asarray(x0, jnp.float32)
     if x0.ndim < 1:
         raise ValueError(f"x0 must be a batch of shape (n, *data_shape); got shape {x0.shape}")
@@ -366,12 +423,14 @@ def mc_bound(key: jax.Array, model: ReverseProcess, m, s2, num_samples: int):
       ``(mean, stderr)``, two float32 scalars in nats.
 
     Raises:
-      ValueError: if ``num_samples < 2``, ``m`` is not finite or ``s2 < 0``.
+      ValueError: if ``key`` is not one random key, ``model`` is not a
+        :class:`ReverseProcess`, ``num_samples`` is not an integer >= 2, ``m`` is not
+        finite, ``s2`` is not finite and >= 0, or ``m`` does not fit the model's data shape.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2; got {num_samples!r}")
-    _check_m(m)
-    check_variance(s2)
+    num_samples = check_int("num_samples", num_samples, lo=2)
+    check_key(key)
+    _check_model(model)
+    _check_data(model, m, s2)
     key_x0, key_eps = jax.random.split(key)
     m, s2 = jnp.broadcast_arrays(jnp.asarray(m, jnp.float32), jnp.asarray(s2, jnp.float32))
     x0 = m + jnp.sqrt(s2) * jax.random.normal(key_x0, (int(num_samples),) + m.shape)
@@ -408,10 +467,12 @@ def ancestral_sample(key: jax.Array, model: ReverseProcess, num_samples: int) ->
       An array of shape ``(num_samples, *data_shape)``.
 
     Raises:
-      ValueError: if ``num_samples < 1``.
+      ValueError: if ``key`` is not one random key, ``model`` is not a
+        :class:`ReverseProcess`, or ``num_samples`` is not an integer >= 1.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples must be an integer >= 1; got {num_samples!r}")
+    num_samples = check_int("num_samples", num_samples, lo=1)
+    check_key(key)
+    _check_model(model)
     _check_schedule(model.schedule)
     return _ancestral_sample(key, model, int(num_samples))
 
@@ -436,7 +497,13 @@ def kl_terms(model: ReverseProcess, x0: jax.Array, eps: jax.Array) -> jax.Array:
 
     Returns:
       An array of length ``T + 1`` whose entry ``k`` is :math:`L_k`, in nats.
+
+    Raises:
+      ValueError: if ``model`` is not a :class:`ReverseProcess` or ``eps`` does not have shape
+        ``(T, *x0.shape)``.
     """
+    _check_model(model)
+    check_array("x0", x0)
     s = model.schedule
     x0 = jnp.asarray(x0, jnp.float32)
     if tuple(jnp.shape(eps)) != (model.T,) + tuple(x0.shape):
@@ -459,8 +526,8 @@ def kl_terms(model: ReverseProcess, x0: jax.Array, eps: jax.Array) -> jax.Array:
 
 
 def _data_arrays(model: ReverseProcess, m, s2):
-    _check_m(m)
-    check_variance(s2)
+    _check_model(model)
+    _check_data(model, m, s2)
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     shape = (-1,) + (1,) * m64.ndim
     c = np.asarray(model.eps_scale, np.float64)
@@ -487,7 +554,12 @@ def expected_eps_error(model: ReverseProcess, m, s2) -> jax.Array:
 
     Returns:
       A float32 array of length ``T + 1`` (entry 0 is 0), summed over coordinates.
+
+    Raises:
+      ValueError: if ``model`` is not a :class:`ReverseProcess`, ``m`` is not finite, ``s2``
+        is not finite and >= 0, or ``m`` does not fit the model's data shape.
     """
+    _check_model(model)
     return jnp.asarray(_expected_eps_error64(model, m, s2), jnp.float32)
 
 
@@ -526,9 +598,13 @@ def loss_constants(model: ReverseProcess, num_dims: int) -> jax.Array:
 
     Returns:
       A float32 array of length ``T + 1``; entry 0 is 0.
+
+    Raises:
+      ValueError: if ``model`` is not a :class:`ReverseProcess` or ``num_dims`` is not an
+        integer >= 1.
     """
-    if isinstance(num_dims, bool) or not isinstance(num_dims, (int, np.integer)) or num_dims < 1:
-        raise ValueError(f"num_dims must be an integer >= 1; got {num_dims!r}")
+    _check_model(model)
+    num_dims = check_int("num_dims", num_dims, lo=1)
     return jnp.asarray(_weights_and_constants(model, int(num_dims))[1], jnp.float32)
 
 
@@ -538,10 +614,15 @@ def expected_prior_kl(schedule: Schedule, m, s2) -> jax.Array:
     .. math::
        L_T = \frac12 \sum_i \Big(\bar\alpha_T\,(m_i^2 + s_i^2 - 1) - \log(1 - \bar\alpha_T)\Big)
 
-    Computed in float64 with ``log1p``; summed over the coordinates of ``m``.
+    Computed in float64 with ``log1p``; summed over the coordinates of ``m``. Needs
+    :math:`\bar\alpha_T < 1` (some noise by step ``T``); otherwise :math:`L_T = \infty`.
+
+    Raises:
+      ValueError: if ``schedule`` is not a ``Schedule``, ``m`` is not finite, ``s2`` is not
+        finite and >= 0, or ``m`` and ``s2`` do not broadcast together.
     """
-    _check_m(m)
-    check_variance(s2)
+    check_schedule(schedule)
+    _check_data(None, m, s2)
     b = np.asarray(schedule.betas, np.float64)
     abT = float(np.prod(1.0 - b))
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
@@ -575,7 +656,12 @@ def bound_terms(model: ReverseProcess, m, s2) -> jax.Array:
     Returns:
       A float32 array of length ``T + 1`` whose entry ``k`` is :math:`L_k` in nats
       (entry 0 is :math:`L_0`, entry ``T`` is :math:`L_T`). Its sum is the bound :math:`L`.
+
+    Raises:
+      ValueError: as :func:`expected_eps_error`.
     """
+    _check_model(model)
+    _check_data(model, m, s2)
     m64 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))[0]
     err = np.asarray(_expected_eps_error64(model, m, s2))
     lam, const = _weights_and_constants(model, max(int(m64.size), 1))
@@ -605,8 +691,14 @@ def prior_kl(schedule: Schedule, x0: jax.Array) -> jax.Array:
        = \frac12\sum_i\Big(\bar\alpha_T\,(x_{0,i}^2 - 1) - \log(1 - \bar\alpha_T)\Big)
 
     Written with ``log1p`` so that a tiny :math:`\bar\alpha_T` stays accurate in float32.
-    It contains no trainable parameter.
+    It contains no trainable parameter. If :math:`\bar\alpha_T = 1` (every step has
+    :math:`\beta = 0`) :math:`q(x_T \mid x_0)` is a point mass and the result is ``inf``.
+
+    Raises:
+      ValueError: if ``schedule`` is not a ``Schedule`` or ``x0`` is not an array of numbers.
     """
+    check_schedule(schedule)
+    check_array("x0", x0)
     abT = schedule.alpha_bars[-1]
     x0 = jnp.asarray(x0, jnp.float32)
     # -abar - log1p(-abar) >= 0 is O(abar^2); keep it apart from the x0 term
@@ -621,9 +713,14 @@ def max_prior_bits_per_dim(schedule: Schedule, data_range=(-1.0, 1.0)) -> float:
     Computed in float64.
 
     Raises:
-      ValueError: if ``data_range`` is not an increasing pair of finite numbers.
+      ValueError: if ``schedule`` is not a ``Schedule`` or ``data_range`` is not an
+        increasing pair of finite numbers.
     """
-    lo, hi = (float(v) for v in data_range)
+    check_schedule(schedule)
+    try:
+        lo, hi = (check_real("data_range", v) for v in data_range)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"data_range must be (low, high) with low < high, both finite; got {data_range!r}")
     x = max(abs(lo), abs(hi))
@@ -646,7 +743,11 @@ def model_marginal(model: ReverseProcess):
 
     Returns:
       ``(mean, var)`` per coordinate, float32, shaped like the broadcast of the coefficients.
+
+    Raises:
+      ValueError: if ``model`` is not a :class:`ReverseProcess`.
     """
+    _check_model(model)
     b, a, ab, _ = _f64_schedule(model.schedule)
     c = np.asarray(model.eps_scale, np.float64)
     e = np.asarray(model.eps_shift, np.float64)
@@ -674,9 +775,12 @@ def model_nll(model: ReverseProcess, m, s2) -> jax.Array:
           + \frac{(m_i - \mu_{0,i})^2 + s_i^2}{2 v_{0,i}} .
 
     The bound (4) can never be below this number. Computed in float64.
+
+    Raises:
+      ValueError: as :func:`expected_eps_error`.
     """
-    _check_m(m)
-    check_variance(s2)
+    _check_model(model)
+    _check_data(model, m, s2)
     mu0, v0 = (np.asarray(x, np.float64) for x in model_marginal(model))
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
     per = 0.5 * (_LOG_2PI + np.log(v0)) + ((m64 - mu0) ** 2 + s264) / (2.0 * v0)
@@ -687,17 +791,25 @@ def data_entropy(m, s2) -> jax.Array:
     r"""The entropy of the data, :math:`\mathbb E[-\log q(x_0)] = \sum_i \frac12\log(2\pi e\,s_i^2)`, in nats.
 
     No model can reach a negative log-likelihood below it (it needs :math:`s^2 > 0`).
+
+    Raises:
+      ValueError: if ``m`` is not finite, ``s2`` is not finite and > 0 (a point mass has no
+        density), or ``m`` and ``s2`` do not broadcast together.
     """
     _check_m(m)
-    check_variance(s2)
+    check_variance(s2, positive=True)
+    check_broadcast(m=m, s2=s2)
     m64, s264 = np.broadcast_arrays(np.asarray(m, np.float64), np.asarray(s2, np.float64))
-    if np.any(s264 <= 0):
-        raise ValueError("s2 must be > 0 for the data to have a density")
     return jnp.asarray(np.sum(0.5 * (_LOG_2PI + 1.0 + np.log(s264))), jnp.float32)
 
 
 def nats_to_bits_per_dim(nats, num_dims: int):
-    r"""Convert a value in nats for a whole example to bits per dimension: :math:`\text{nats} / (d \ln 2)`."""
-    if isinstance(num_dims, bool) or not isinstance(num_dims, (int, np.integer)) or num_dims < 1:
-        raise ValueError(f"num_dims must be an integer >= 1; got {num_dims!r}")
+    r"""Convert a value in nats for a whole example to bits per dimension: :math:`\text{nats} / (d \ln 2)`.
+
+    Raises:
+      ValueError: if ``nats`` is not a number (or array of numbers) or ``num_dims`` is not an
+        integer >= 1.
+    """
+    check_array("nats", nats)
+    num_dims = check_int("num_dims", num_dims, lo=1)
     return nats / (num_dims * math.log(2.0))

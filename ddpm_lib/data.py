@@ -5,7 +5,9 @@
 * :func:`digits`: scikit-learn's 8x8 handwritten digits (they ship inside scikit-learn),
   scaled to [-1, 1], with a seeded train/test split.
 
-Every generator takes a key or a seed, so the same call returns the same data.
+Every generator takes a key or a seed, so the same call returns the same data. Bad
+arguments raise ``ValueError`` naming them (:ref:`bad-input`); a data set has at
+least one example (``n >= 1``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpm_lib._validate import check_positive_int
+from ddpm_lib._validate import check_choice, check_int, check_key, check_positive_int, check_real
 
 __all__ = ["single_dot", "single_dot_dataset", "two_moons", "gaussian_mixture", "digits"]
 
@@ -25,12 +27,12 @@ def single_dot(size: int = 3, row: int | None = None, col: int | None = None) ->
     By default the dot sits in the centre; ``row`` and ``col`` move it.
 
     Raises:
-      ValueError: if ``size < 1`` or the dot falls outside the image.
+      ValueError: if ``size`` is not an integer >= 1, or ``row`` or ``col`` is not an integer
+        in ``0..size - 1``.
     """
-    if size < 1:
-        raise ValueError(f"size must be >= 1; got {size}")
-    r = size // 2 if row is None else row
-    c = size // 2 if col is None else col
+    size = check_positive_int("size", size)
+    r = size // 2 if row is None else check_int("row", row)
+    c = size // 2 if col is None else check_int("col", col)
     if not (0 <= r < size and 0 <= c < size):
         raise ValueError(f"row and col must lie in 0..{size - 1}; got ({r}, {c})")
     return jnp.zeros((size, size), jnp.float32).at[r, c].set(1.0)
@@ -40,9 +42,10 @@ def single_dot_dataset(n: int = 100, size: int = 3) -> jnp.ndarray:
     """The homework's training set: ``n`` identical copies of :func:`single_dot`, shape ``(n, size, size)``.
 
     Raises:
-      ValueError: if ``n < 1`` or ``size < 1``.
+      ValueError: if ``n`` or ``size`` is not an integer >= 1.
     """
     n = check_positive_int("n", n)
+    size = check_positive_int("size", size)
     return jnp.broadcast_to(single_dot(size), (n, size, size)).copy()
 
 
@@ -64,11 +67,12 @@ def two_moons(key: jax.Array, n: int, *, noise: float = 0.05) -> jnp.ndarray:
       An array of shape ``(n, 2)``.
 
     Raises:
-      ValueError: if ``n < 1`` or ``noise < 0``.
+      ValueError: if ``key`` is not one random key, ``n`` is not an integer >= 1 or ``noise``
+        is not a finite number >= 0.
     """
+    check_key(key)
     n = check_positive_int("n", n)
-    if not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0; got {noise!r}")
+    noise = check_real("noise", noise, 0.0)
     k_side, k_theta, k_noise = jax.random.split(key, 3)
     lower = jax.random.bernoulli(k_side, 0.5, (n,))
     theta = jax.random.uniform(k_theta, (n,), minval=0.0, maxval=jnp.pi)
@@ -93,14 +97,15 @@ def gaussian_mixture(key: jax.Array, n: int, *, num_modes: int = 8, radius: floa
       An array of shape ``(n, 2)``.
 
     Raises:
-      ValueError: if ``n`` or ``num_modes`` is not a positive integer, or ``std <= 0``.
+      ValueError: if ``key`` is not one random key, ``n`` or ``num_modes`` is not an integer
+        >= 1, ``std`` not a finite number > 0 or ``radius`` not
+        a finite number >= 0.
     """
+    check_key(key)
     n = check_positive_int("n", n)
     num_modes = check_positive_int("num_modes", num_modes)
-    if not (np.isfinite(std) and std > 0):
-        raise ValueError(f"std must be a finite number > 0; got {std!r}")
-    if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"radius must be a finite number >= 0; got {radius!r}")
+    std = check_real("std", std, 0.0, lo_open=True)
+    radius = check_real("radius", radius, 0.0)
     k_mode, k_noise = jax.random.split(key)
     angles = 2.0 * jnp.pi * jax.random.randint(k_mode, (n,), 0, num_modes) / num_modes
     means = radius * jnp.stack([jnp.cos(angles), jnp.sin(angles)], axis=1)
@@ -121,12 +126,12 @@ def digits(split: str = "all", *, seed: int = 0, test_fraction: float = 0.2):
       ``(images, labels)``: float32 images of shape ``(n, 8, 8)`` and int32 labels ``(n,)``.
 
     Raises:
-      ValueError: for an unknown ``split`` or a ``test_fraction`` outside (0, 1).
+      ValueError: for an unknown ``split``, a ``seed`` that is not an integer >= 0, or a
+        ``test_fraction`` that is not a number in (0, 1).
     """
-    if split not in ("all", "train", "test"):
-        raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
-    if not (0.0 < test_fraction < 1.0):
-        raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction!r}")
+    check_choice("split", split, ("all", "train", "test"))
+    seed = check_int("seed", seed, lo=0)
+    test_fraction = check_real("test_fraction", test_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()

@@ -8,6 +8,9 @@ r"""The forward (noising) process, eq. (1), and its closed form (problem 1.4).
    \qquad\text{(closed form, problem 1.4)}
 
 Functions are written for one example of any shape; batch them with ``jax.vmap``.
+Arguments are checked once, at the call (:ref:`bad-input`): a bad one raises ``ValueError``
+naming it. A traced ``t`` or ``beta`` (under ``jax.jit``) is not checked: ``t = T + 1`` reads
+step ``T``; :func:`ddpm_lib.checking.checked` (checked mode) checks it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ddpm_lib._validate import check_beta, check_same_shape
+from ddpm_lib._validate import check_array, check_beta, check_key, check_same_shape, check_schedule
 from ddpm_lib.schedules import Schedule
 
 __all__ = ["compute_mean", "compute_cov", "forward_step", "diffuse", "q_mean_var", "q_sample"]
@@ -32,9 +35,11 @@ def compute_mean(x: jax.Array, beta) -> jax.Array:
       An array shaped like ``x``.
 
     Raises:
-      ValueError: if ``beta`` is outside [0, 1] or not finite.
+      ValueError: if ``beta`` is not one finite number in [0, 1] (a vector of betas would
+        broadcast silently against ``x``), or ``x`` is not an array of numbers.
     """
-    check_beta(beta)
+    check_beta(beta, scalar=True)
+    check_array("x", x)
     return jnp.sqrt(1.0 - beta) * x
 
 
@@ -52,9 +57,11 @@ def compute_cov(x: jax.Array, beta) -> jax.Array:
       An ``(n, n)`` array.
 
     Raises:
-      ValueError: if ``beta`` is outside [0, 1] or not finite.
+      ValueError: if ``beta`` is not one finite number in [0, 1], or ``x`` is not an array of
+        numbers.
     """
-    check_beta(beta)
+    check_beta(beta, scalar=True)
+    check_array("x", x)
     n = jnp.size(x)
     return beta * jnp.eye(n, dtype=jnp.result_type(x, jnp.float32))
 
@@ -65,9 +72,11 @@ def forward_step(x: jax.Array, beta, eps: jax.Array) -> jax.Array:
     Passing ``eps`` (standard normal, shaped like ``x``) keeps the function deterministic.
 
     Raises:
-      ValueError: if ``beta`` is outside [0, 1] or the shapes of ``x`` and ``eps`` differ.
+      ValueError: if ``beta`` is not one number in [0, 1] or the shapes of ``x`` and ``eps``
+        differ.
     """
     check_same_shape(x=x, eps=eps)
+    check_array("eps", eps)
     return compute_mean(x, beta) + jnp.sqrt(beta) * eps
 
 
@@ -84,7 +93,14 @@ def diffuse(key: jax.Array, x0: jax.Array, schedule: Schedule) -> jax.Array:
     Returns:
       An array of shape ``(T + 1, *x0.shape)`` whose entry ``t`` is :math:`x_t`
       (entry 0 is ``x0`` itself).
+
+    Raises:
+      ValueError: if ``key`` is not one random key, ``schedule`` is not a ``Schedule`` or
+        ``x0`` is not an array of numbers.
     """
+    check_key(key)
+    check_schedule(schedule)
+    check_array("x0", x0)
     keys = jax.random.split(key, schedule.T)
 
     def step(x, inputs):
@@ -108,9 +124,12 @@ def q_mean_var(schedule: Schedule, x0: jax.Array, t) -> tuple[jax.Array, jax.Arr
       coordinate).
 
     Raises:
-      ValueError: if ``t`` is outside ``1..T``.
+      ValueError: if ``schedule`` is not a ``Schedule``, ``t`` is not one integer in
+        ``1..T``, or ``x0`` is not an array of numbers.
     """
+    check_schedule(schedule)
     schedule.check_t(t)
+    check_array("x0", x0)
     return schedule.sqrt_alpha_bars[t] * x0, 1.0 - schedule.alpha_bars[t]
 
 
@@ -123,15 +142,21 @@ def q_sample(schedule: Schedule, x0: jax.Array, t, eps: jax.Array) -> jax.Array:
     Args:
       schedule: the variance schedule.
       x0: the clean example, any shape.
-      t: an integer timestep in ``1..T`` (a scalar; use ``jax.vmap`` for a batch).
+      t: one integer timestep in ``1..T`` (a scalar; use ``jax.vmap`` for a batch). Under
+        ``jax.jit`` its value is checked only in checked mode (:mod:`ddpm_lib.checking`).
       eps: standard normal noise shaped like ``x0``.
 
     Returns:
       :math:`x_t`, shaped like ``x0``.
 
     Raises:
-      ValueError: if ``t`` is outside ``1..T`` or ``x0`` and ``eps`` differ in shape.
+      ValueError: if ``schedule`` is not a ``Schedule``, ``t`` is not one integer in
+        ``1..T`` (an array of steps, a float such as ``3.0``), or ``x0`` and ``eps`` differ
+        in shape.
     """
+    check_schedule(schedule)
     schedule.check_t(t)
     check_same_shape(x0=x0, eps=eps)
+    check_array("x0", x0)
+    check_array("eps", eps)
     return schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * eps

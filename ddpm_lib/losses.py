@@ -15,7 +15,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpm_lib._validate import check_same_shape, concrete
+from ddpm_lib._validate import (
+    check_array,
+    check_broadcast,
+    check_choice,
+    check_same_shape,
+    check_schedule,
+    concrete,
+    is_traced,
+    traced_check,
+)
 from ddpm_lib.schedules import Schedule
 
 __all__ = [
@@ -34,17 +43,26 @@ def _alpha_terms(alpha_ts):
     :math:`\bar\alpha_{t-1}` is the product of all but the last entry, not
     :math:`\bar\alpha_t / \alpha_t`, which divides by zero when :math:`\alpha_t = 0`.
     """
+    check_array("alpha_ts", alpha_ts)
     alpha_ts = jnp.asarray(alpha_ts, dtype=jnp.float32)
     if alpha_ts.ndim != 1 or alpha_ts.shape[0] < 1:
         raise ValueError(f"alpha_ts must be the 1-D list [alpha_1, ..., alpha_t] with t >= 1; got shape {alpha_ts.shape}")
     a = concrete(alpha_ts)
     if a is not None and (not np.all(np.isfinite(a)) or np.any(a < 0) or np.any(a > 1)):
-        raise ValueError("alpha_ts must lie in [0, 1] (alpha = 1 - beta); got a value outside it")
+        bad = a[~(np.isfinite(a) & (a >= 0) & (a <= 1))].ravel()[0]
+        raise ValueError(f"alpha_ts must lie in [0, 1] (alpha = 1 - beta); got {float(bad)}")
     alpha_bar_prev = jnp.prod(alpha_ts[:-1])
     return alpha_ts[-1], alpha_bar_prev * alpha_ts[-1], alpha_bar_prev
 
 
 def _check_sigma(sigma_t, name="sigma_t"):
+    if np.ndim(sigma_t) != 0:
+        raise ValueError(f"{name} must be a single standard deviation > 0 (a vector would make the loss "
+                         f"a vector); got an array of shape {np.shape(sigma_t)}")
+    check_array(name, sigma_t)
+    if is_traced(sigma_t):
+        traced_check(sigma_t > 0, f"{name} must be a finite standard deviation > 0; got {{s}}", s=sigma_t)
+        return
     s = concrete(sigma_t)
     if s is not None and (not np.all(np.isfinite(s)) or np.any(s <= 0)):
         raise ValueError(
@@ -73,7 +91,8 @@ def mean_loss(sigma_t, alpha_ts, mu_pred: jax.Array, x_0: jax.Array, x_t: jax.Ar
       The sum over all coordinates, a scalar.
 
     Raises:
-      ValueError: if ``sigma_t <= 0``, ``alpha_ts`` is malformed, or the shapes differ.
+      ValueError: if ``sigma_t`` is not one finite number > 0, ``alpha_ts`` is not a 1-D
+        list of values in [0, 1], or the shapes of ``mu_pred``, ``x_0``, ``x_t`` differ.
     """
     _check_sigma(sigma_t)
     check_same_shape(mu_pred=mu_pred, x_0=x_0, x_t=x_t)
@@ -111,15 +130,17 @@ def noise_loss(sigma_t, alpha_ts, eps_pred: jax.Array, x_0: jax.Array, x_t: jax.
       The weighted sum over all coordinates, a scalar.
 
     Raises:
-      ValueError: if ``sigma_t <= 0``, ``alpha_t = 0`` (at :math:`\beta_t = 1` the weight
-        has no finite value), ``alpha_ts`` is malformed, or the shapes differ.
+      ValueError: if ``sigma_t`` is not one finite number > 0, ``alpha_t = 0`` (at
+        :math:`\beta_t = 1` the weight has no finite value), ``alpha_ts`` is not a 1-D list
+        of values in [0, 1], or the shapes of ``eps_pred``, ``x_0``, ``x_t``, ``eps`` differ.
     """
     _check_sigma(sigma_t)
     check_same_shape(eps_pred=eps_pred, x_0=x_0, x_t=x_t, eps=eps)
     alpha_t, alpha_bar_t, _ = _alpha_terms(alpha_ts)
     a = concrete(alpha_t)
     if a is not None and a <= 0:
-        raise ValueError("noise_loss needs alpha_t > 0: at beta_t = 1 the weight beta^2 / (alpha_t ...) is infinite")
+        raise ValueError("alpha_ts: noise_loss needs alpha_t > 0 (the last entry); got 0: "
+                         "at beta_t = 1 the weight beta^2 / (alpha_t ...) is infinite")
     beta_t = 1.0 - alpha_t
     denom = 2.0 * sigma_t**2 * alpha_t * (1.0 - alpha_bar_t)
     weight = jnp.where(beta_t > 0, beta_t**2 / jnp.where(denom > 0, denom, 1.0), 0.0)
@@ -141,13 +162,17 @@ def noise_loss_weight(schedule: Schedule, sigma2: str = "beta") -> jax.Array:
       :math:`L_0` instead. Computed in float64.
 
     Raises:
-      ValueError: for an unknown ``sigma2`` or a schedule with :math:`\beta_t = 1`
-        (:math:`\alpha_t = 0`) at some step.
+      ValueError: if ``schedule`` is not a ``Schedule`` or has a step with
+        :math:`\beta_t = 1` (:math:`\alpha_t = 0`), or ``sigma2`` is not ``"beta"`` or
+        ``"beta_tilde"``.
     """
+    check_schedule(schedule)
+    check_choice("sigma2", sigma2, ("beta", "beta_tilde"))
     b = np.asarray(schedule.betas, np.float64)
     a = 1.0 - b
     if np.any(a[1:] <= 0):
-        raise ValueError("noise_loss_weight needs every alpha_t > 0; the schedule has beta_t = 1")
+        t = int(np.flatnonzero(a[1:] <= 0)[0]) + 1
+        raise ValueError(f"schedule: noise_loss_weight needs every alpha_t > 0, but beta_t = 1 at t = {t}")
     ab = np.cumprod(a)
     if sigma2 == "beta":
         s2 = b
@@ -168,9 +193,11 @@ def simple_loss(eps: jax.Array, eps_pred: jax.Array) -> jax.Array:
     The noise loss with its weight dropped. Returns the sum over coordinates.
 
     Raises:
-      ValueError: if the shapes differ.
+      ValueError: if the shapes of ``eps`` and ``eps_pred`` differ.
     """
     check_same_shape(eps=eps, eps_pred=eps_pred)
+    check_array("eps", eps)
+    check_array("eps_pred", eps_pred)
     return jnp.sum((eps - eps_pred) ** 2)
 
 
@@ -179,8 +206,15 @@ def gaussian_kl(mean1, logvar1, mean2, logvar2) -> jax.Array:
 
     .. math:: \tfrac12\big(v_2 - v_1 + e^{v_1 - v_2} + (m_1 - m_2)^2 e^{-v_2} - 1\big)
 
-    Written with log-variances so that small variances stay accurate. Arguments broadcast.
+    Written with log-variances so that small variances stay accurate. Arguments broadcast
+    against each other.
+
+    Raises:
+      ValueError: if the arguments do not broadcast to one shape or are not numbers.
     """
+    check_broadcast(mean1=mean1, logvar1=logvar1, mean2=mean2, logvar2=logvar2)
+    for name, value in (("mean1", mean1), ("logvar1", logvar1), ("mean2", mean2), ("logvar2", logvar2)):
+        check_array(name, value)
     return 0.5 * (logvar2 - logvar1 + jnp.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * jnp.exp(-logvar2) - 1.0)
 
 
@@ -202,7 +236,21 @@ def discretized_gaussian_log_likelihood(x: jax.Array, mean: jax.Array, log_scale
 
     Returns:
       Log-probabilities in nats, shaped like ``x``.
+
+    Raises:
+      ValueError: if ``mean`` or ``log_scale`` does not broadcast to the shape of ``x``, or a
+        concrete ``x`` has a value outside [-1, 1] (the decoder's bins cover only that range).
     """
+    shape = check_broadcast(x=x, mean=mean, log_scale=log_scale)
+    if shape != tuple(np.shape(x)):
+        raise ValueError(f"mean and log_scale must broadcast to the shape of x {tuple(np.shape(x))}; "
+                         f"got mean {tuple(np.shape(mean))}, log_scale {tuple(np.shape(log_scale))}")
+    for name, value in (("x", x), ("mean", mean), ("log_scale", log_scale)):
+        check_array(name, value)
+    xv = concrete(x)
+    if xv is not None and xv.size and not (np.all(np.isfinite(xv)) and np.max(np.abs(xv)) <= 1.0 + 1e-6):
+        bad = xv[~(np.abs(xv) <= 1.0 + 1e-6)].ravel()[0]
+        raise ValueError(f"x must be data scaled to [-1, 1] (the 256 bins of 8-bit data); got {float(bad)}")
     centred = x - mean
     inv_std = jnp.exp(-log_scale)
     cdf_plus = _std_normal_cdf(inv_std * (centred + 1.0 / 255.0))

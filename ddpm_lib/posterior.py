@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import jax
 
-from ddpm_lib._validate import check_same_shape
+from ddpm_lib._validate import check_array, check_same_shape, check_schedule
 from ddpm_lib.schedules import Schedule
 
 __all__ = ["posterior_mean", "posterior_mean_variance"]
@@ -32,16 +32,21 @@ def posterior_mean(schedule: Schedule, x0: jax.Array, xt: jax.Array, t) -> jax.A
       schedule: the variance schedule.
       x0: the clean example.
       xt: the noisy example at step ``t``, shaped like ``x0``.
-      t: an integer timestep in ``1..T``.
+      t: one integer timestep in ``1..T`` (a scalar; use ``jax.vmap`` for a batch). Under
+        ``jax.jit`` its value is checked only in checked mode (:mod:`ddpm_lib.checking`).
 
     Returns:
       An array shaped like ``x0``.
 
     Raises:
-      ValueError: if ``t`` is outside ``1..T`` or the shapes differ.
+      ValueError: if ``schedule`` is not a ``Schedule``, ``t`` is not one integer in
+        ``1..T``, or ``x0`` and ``xt`` differ in shape or are not arrays of numbers.
     """
+    check_schedule(schedule)
     schedule.check_t(t)
     check_same_shape(x0=x0, xt=xt)
+    check_array("x0", x0)
+    check_array("xt", xt)
     return schedule.posterior_mean_coef_x0[t] * x0 + schedule.posterior_mean_coef_xt[t] * xt
 
 
@@ -56,7 +61,7 @@ def posterior_mean_variance(schedule: Schedule, x0: jax.Array, xt: jax.Array, t)
       point mass at :math:`x_0`).
 
     Raises:
-      ValueError: if ``t`` is outside ``1..T`` or the shapes differ.
+      ValueError: as :func:`posterior_mean`.
     """
     mean = posterior_mean(schedule, x0, xt, t)
     return mean, schedule.posterior_variances[t], schedule.posterior_log_variances_clipped[t]

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ddpm_lib._validate import check_t
+from ddpm_lib._validate import check_beta, check_int, check_real, check_t
 
 __all__ = ["Schedule", "from_betas", "linear", "cosine", "constant"]
 
@@ -75,9 +75,14 @@ class Schedule:
         """
         return self.sqrt_alpha_bars**2 / self.sqrt_one_minus_alpha_bars**2
 
-    def check_t(self, t, name: str = "t") -> None:
-        """Raise ``ValueError`` unless ``t`` (if concrete) is an integer in ``1..T``."""
-        check_t(t, self.T, name)
+    def check_t(self, t, name: str = "t", *, lo: int = 1, scalar: bool = True) -> None:
+        """Raise ``ValueError`` unless ``t`` is one integer step in ``lo..T`` (``lo`` is 1 or 0).
+
+        A concrete ``t`` is checked on the host. A traced ``t`` (under ``jax.jit``) has its
+        dtype and shape checked; its value only in checked mode (:mod:`ddpm_lib.checking`).
+        ``scalar=False`` allows an array of steps.
+        """
+        check_t(t, self.T, name, lo=lo, scalar=scalar)
 
     def __repr__(self) -> str:  # short: the arrays can be long
         b = np.asarray(self.betas)[1:]
@@ -158,9 +163,7 @@ def from_betas(betas) -> Schedule:
 
 
 def _check_T(T) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T must be an integer >= 1; got {T!r}")
-    return int(T)
+    return check_int("T", T, lo=1)
 
 
 def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> Schedule:
@@ -170,10 +173,12 @@ def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> S
     ``T = 1`` gives the single step ``beta_start``.
 
     Raises:
-      ValueError: if ``T < 1`` or either end lies outside [0, 1].
+      ValueError: if ``T`` is not an integer >= 1, or ``beta_start`` or ``beta_end`` is not
+        one number in [0, 1].
     """
     T = _check_T(T)
-    _as_beta_array([beta_start, beta_end])
+    check_real("beta_start", beta_start, 0.0, 1.0)
+    check_real("beta_end", beta_end, 0.0, 1.0)
     return from_betas(np.linspace(beta_start, beta_end, T, dtype=np.float64))
 
 
@@ -188,12 +193,12 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule
     The clip at ``max_beta`` keeps :math:`\beta_T` below 1 (without it :math:`\beta_T = 1`).
 
     Raises:
-      ValueError: if ``T < 1``, ``s < 0`` or ``max_beta`` lies outside [0, 1].
+      ValueError: if ``T`` is not an integer >= 1, ``s`` is not a finite number >= 0, or
+        ``max_beta`` is not one number in [0, 1].
     """
     T = _check_T(T)
-    if not (np.isfinite(s) and s >= 0.0):
-        raise ValueError(f"s must be finite and >= 0; got {s!r}")
-    _as_beta_array([max_beta])
+    s = check_real("s", s, 0.0)
+    max_beta = check_real("max_beta", max_beta, 0.0, 1.0)
     steps = np.arange(T + 1, dtype=np.float64) / T
     f = np.cos((steps + s) / (1.0 + s) * np.pi / 2.0) ** 2
     ab = f / f[0]
@@ -207,9 +212,8 @@ def constant(T: int, beta: float) -> Schedule:
     ``beta = 0`` leaves the data unchanged; ``beta = 1`` makes :math:`x_1` pure noise.
 
     Raises:
-      ValueError: if ``T < 1`` or ``beta`` lies outside [0, 1].
+      ValueError: if ``T`` is not an integer >= 1 or ``beta`` is not one number in [0, 1].
     """
     T = _check_T(T)
-    if np.ndim(beta) != 0:
-        raise ValueError(f"beta must be a single number in [0, 1]; got shape {np.shape(beta)}")
+    check_beta(beta, "beta", scalar=True)
     return from_betas(np.full(T, beta, dtype=np.float64))

@@ -21,6 +21,8 @@ from typing import Callable
 
 import jax
 
+from ddpm_lib._validate import check_callable, check_int, check_real
+
 __all__ = ["Timing", "time_call", "time_first_call"]
 
 
@@ -65,10 +67,13 @@ def time_call(fn: Callable, *args, repeats: int = 5, min_time: float = 0.02, war
       A :class:`Timing`.
 
     Raises:
-      ValueError: if ``repeats < 1``, ``warmup < 0`` or ``min_time < 0``.
+      ValueError: if ``fn`` is not callable, ``repeats`` is not an integer >= 1, ``warmup``
+        not an integer >= 0 or ``min_time`` not a finite number >= 0.
     """
-    if repeats < 1 or warmup < 0 or min_time < 0:
-        raise ValueError(f"need repeats >= 1, warmup >= 0 and min_time >= 0; got {repeats}, {warmup}, {min_time}")
+    check_callable("fn", fn)
+    repeats = check_int("repeats", repeats, lo=1)
+    warmup = check_int("warmup", warmup, lo=0)
+    min_time = check_real("min_time", min_time, 0.0)
     for _ in range(warmup):
         jax.block_until_ready(fn(*args))
     number, elapsed = 1, _run(fn, args, 1)
@@ -80,5 +85,10 @@ def time_call(fn: Callable, *args, repeats: int = 5, min_time: float = 0.02, war
 
 
 def time_first_call(fn: Callable, *args) -> float:
-    """Seconds taken by one call of ``fn(*args)``, waited for: for a fresh jitted function, tracing and compilation included."""
+    """Seconds taken by one call of ``fn(*args)``, waited for: for a fresh jitted function, tracing and compilation included.
+
+    Raises:
+      ValueError: if ``fn`` is not callable.
+    """
+    check_callable("fn", fn)
     return _run(fn, args, 1)
