@@ -21,7 +21,7 @@ FIND_PYTHON := \
       command -v "$$c"; exit 0; fi; \
   done; exit 1
 
-.PHONY: book test unit nbval outputs portability bench quality venv clean help
+.PHONY: book test unit nbval outputs portability bench quality train-digits mutants bench-peers venv clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -31,7 +31,13 @@ help:
 	@echo "make portability  re-run every chapter under floating-point perturbations (ISA, threads,"
 	@echo "              BLAS kernel, oldest allowed JAX/Flax) and list every stored output that changes"
 	@echo "make bench    speed ratios -> benchmarks/results.md"
-	@echo "make quality  sample quality over three seeds -> benchmarks/quality.md"
+	@echo "make quality  sample quality against the goals (shipped digits model, two moons) -> benchmarks/quality.md"
+	@echo "make train-digits  retrain the shipped digits model into checkpoints/digits with the command line"
+	@echo "                   (about 22 minutes on this project's 2-core machine, shared with other work)"
+	@echo "make mutants  plant classic DDPM bugs one at a time in a temporary copy; report the"
+	@echo "              share the unit tests catch (not in CI: about an hour on two cores)"
+	@echo "make bench-peers  ddpm_lib against PyTorch + diffusers -> benchmarks/peers.md"
+	@echo "                  (in its own environment .venv-peers, about 5 GB)"
 
 venv: $(STAMP)
 
@@ -68,6 +74,40 @@ bench: $(STAMP)
 
 quality: $(STAMP)
 	$(PY) benchmarks/quality.py
+
+# The shipped digits model (checkpoints/digits/README.md): exactly the command that trained it.
+# It replaces config.json and state.msgpack there; then `make quality` measures it again.
+train-digits: $(STAMP)
+	$(PY) -m ddpm_lib train --data digits --model mlp --width 256 --blocks 3 --time-width 64 \
+	  --layer-norm --schedule cosine --T 200 --steps 50000 --batch-size 128 --lr 0.003 \
+	  --ema-decay 0.999 --seed 0 --save-every 5000 --weights-only --progress --force \
+	  --out checkpoints/digits
+
+# Mutation check (tests/mutants.py): each bug in its list is planted in a temporary copy of the
+# repository, never here; exit status 1 below a 95% score or when a mutant no longer applies.
+mutants: $(STAMP)
+	$(PY) tests/mutants.py
+
+# PyTorch and diffusers live in their own environment, never in the book's: .venv-peers, made
+# from benchmarks/requirements-peers.txt (the book's pins plus torch, diffusers and their deps).
+PEERS_VENV := .venv-peers
+PEERS_STAMP := $(PEERS_VENV)/.installed-stamp
+
+$(PEERS_STAMP): benchmarks/requirements-peers.txt requirements.txt pyproject.toml .python-version
+	@py=$$($(FIND_PYTHON)) || { echo "error: Python >= 3.12 is required." >&2; exit 1; }; \
+	  if [ ! -x $(PEERS_VENV)/bin/python ]; then \
+	    echo "creating $(PEERS_VENV) with $$py"; "$$py" -m venv $(PEERS_VENV); fi
+	$(PEERS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/requirements-peers.txt
+	$(PEERS_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(PEERS_STAMP)
+
+# One core by default: on a machine other processes share, PyTorch's OpenMP threads wait for
+# each other and slow down by orders of magnitude. `make bench-peers PEERS_ARGS=` uses every core.
+PEERS_ARGS ?= --threads 1
+
+bench-peers: $(PEERS_STAMP)
+	$(PEERS_VENV)/bin/python benchmarks/peers.py --out benchmarks $(PEERS_ARGS)
 
 clean:
 	rm -rf _build

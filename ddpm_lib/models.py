@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ddpm_lib._validate import check_positive_int
+from ddpm_lib._validate import check_array, check_int, check_positive_int, check_real, check_shape
 
 __all__ = ["timestep_embedding", "MLPDenoiser", "Conv3x3", "UNet", "count_params"]
 
@@ -51,12 +51,26 @@ def timestep_embedding(t, dim: int, max_period: float = 10_000.0) -> jax.Array:
     Raises:
       ValueError: if ``dim`` is not a positive even integer.
     """
-    if not isinstance(dim, int) or dim < 2 or dim % 2:
-        raise ValueError(f"dim must be a positive even integer; got {dim!r}")
+    dim = _check_even("dim", dim)
+    check_real("max_period", max_period, 0.0, lo_open=True)
+    check_array("t", t)
     half = dim // 2
     freqs = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
     args = jnp.asarray(t, jnp.float32)[..., None] * freqs
     return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+def _check_even(name: str, value) -> int:
+    """Return ``value`` as an ``int``; raise ``ValueError`` unless it is an even integer >= 2."""
+    value = check_int(name, value, lo=2)
+    if value % 2:
+        raise ValueError(f"{name} must be a positive even integer; got {value}")
+    return value
+
+
+def _check_rngs(rngs) -> None:
+    if not isinstance(rngs, nnx.Rngs):
+        raise ValueError(f"rngs must be an nnx.Rngs, e.g. nnx.Rngs(0); got {type(rngs).__name__}")
 
 
 def _split_batch(x: jax.Array, data_shape: tuple[int, ...], t) -> tuple[tuple[int, ...], jax.Array]:
@@ -111,19 +125,18 @@ class MLPDenoiser(nnx.Module):
       rngs: ``nnx.Rngs`` for the initial weights.
 
     Raises:
-      ValueError: for a non-positive size or an odd ``time_dim``.
+      ValueError: for a size that is not a positive integer, an odd ``time_dim``, or
+        ``rngs`` that is not an ``nnx.Rngs``.
     """
 
     def __init__(self, data_shape: Sequence[int], *, width: int = 128, num_blocks: int = 3,
                  time_dim: int = 32, time_width: int | None = None, layer_norm: bool = False,
                  rngs: nnx.Rngs):
-        self.data_shape = tuple(int(d) for d in data_shape)
-        if not self.data_shape or any(d < 1 for d in self.data_shape):
-            raise ValueError(f"data_shape must be a non-empty shape of positive sizes; got {data_shape!r}")
-        check_positive_int("width", width)
-        check_positive_int("num_blocks", num_blocks)
-        if not isinstance(time_dim, int) or time_dim < 2 or time_dim % 2:
-            raise ValueError(f"time_dim must be a positive even integer; got {time_dim!r}")
+        self.data_shape = check_shape("data_shape", data_shape, min_size=1)
+        width = check_positive_int("width", width)
+        num_blocks = check_positive_int("num_blocks", num_blocks)
+        time_dim = _check_even("time_dim", time_dim)
+        _check_rngs(rngs)
         self.time_dim = time_dim
         time_width = width if time_width is None else check_positive_int("time_width", time_width)
         size = math.prod(self.data_shape)
@@ -134,8 +147,13 @@ class MLPDenoiser(nnx.Module):
         self.out = nnx.Linear(width, size, kernel_init=nnx.initializers.zeros, rngs=rngs)
 
     def __call__(self, x: jax.Array, t) -> jax.Array:
-        """Apply the network: ``x`` of shape ``(*batch, *data_shape)``, ``t`` broadcastable to ``batch``."""
-        batch, t = _split_batch(x, self.data_shape, t)
+        """Apply the network: ``x`` of shape ``(*batch, *data_shape)``, ``t`` broadcastable to ``batch``.
+
+        The time features are computed on ``t``'s own shape and broadcast where they are
+        added: with a scalar ``t`` (every step of a sampler) the embedding and each block's
+        time projection are computed once for the whole batch, not once per example.
+        """
+        batch, _ = _split_batch(x, self.data_shape, t)
         temb = jax.nn.silu(self.time(timestep_embedding(t, self.time_dim)))
         h = self.inp(x.reshape(*batch, -1))
         for block in self.blocks:
@@ -162,8 +180,9 @@ class Conv3x3(nnx.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, *, stride: int = 1, zero_init: bool = False, rngs: nnx.Rngs):
-        if stride not in (1, 2):
-            raise ValueError(f"stride must be 1 or 2; got {stride!r}")
+        c_in, c_out = check_positive_int("c_in", c_in), check_positive_int("c_out", c_out)
+        stride = check_int("stride", stride, lo=1, hi=2)
+        _check_rngs(rngs)
         init = nnx.initializers.zeros if zero_init else nnx.initializers.lecun_normal()
         self.kernel = nnx.Param(init(rngs.params(), (3, 3, c_in, c_out), jnp.float32))
         self.bias = nnx.Param(jnp.zeros((c_out,), jnp.float32))
@@ -180,21 +199,43 @@ class Conv3x3(nnx.Module):
         return patches @ kernel.reshape(-1, kernel.shape[-1]) + self.bias[...]
 
 
+def _num_groups(c: int) -> int:
+    """GroupNorm groups for ``c`` channels: the largest divisor of ``c`` up to 8 that leaves >= 2 channels a group.
+
+    A group of one channel normalises that channel on its own, which removes any constant added
+    to it (such as a per-channel time shift). Widths need not be multiples of 8: 12 channels get
+    6 groups of 2, 7 channels one group of 7, and a single channel one group.
+    """
+    return max([g for g in range(1, min(8, c // 2) + 1) if c % g == 0], default=1)
+
+
 class _ConvBlock(nnx.Module):
-    """A residual block: two 3x3 convolutions with GroupNorm and a per-channel time shift."""
+    r"""A residual block: two 3x3 convolutions, GroupNorm, and a time-dependent scale and shift.
+
+    .. math::
+       u = \mathrm{conv}_1\big(\mathrm{silu}(\mathrm{GN}_1(h))\big), \qquad
+       (\gamma, \beta) = V e(t), \qquad
+       \text{out} = h' + \mathrm{conv}_2\big(\mathrm{silu}(\mathrm{GN}_2(u)\,(1 + \gamma) + \beta)\big),
+
+    with :math:`h'` the input (through a 1x1 convolution when the width changes). The time
+    signal enters *after* the normalisation (the adaptive group normalisation of Dhariwal and
+    Nichol, 2021): a shift added *before* a GroupNorm whose groups hold one channel each would be
+    subtracted again by that normalisation, and the block would not depend on ``t`` at all.
+    """
 
     def __init__(self, c_in: int, c_out: int, time_width: int, *, rngs: nnx.Rngs):
-        self.norm1 = nnx.GroupNorm(c_in, num_groups=min(8, c_in), rngs=rngs)
+        self.norm1 = nnx.GroupNorm(c_in, num_groups=_num_groups(c_in), rngs=rngs)
         self.conv1 = Conv3x3(c_in, c_out, rngs=rngs)
-        self.time = nnx.Linear(time_width, c_out, rngs=rngs)
-        self.norm2 = nnx.GroupNorm(c_out, num_groups=min(8, c_out), rngs=rngs)
+        self.time = nnx.Linear(time_width, 2 * c_out, rngs=rngs)  # per-channel (scale, shift)
+        self.norm2 = nnx.GroupNorm(c_out, num_groups=_num_groups(c_out), rngs=rngs)
         self.conv2 = Conv3x3(c_out, c_out, rngs=rngs)
         self.skip = nnx.Linear(c_in, c_out, rngs=rngs) if c_in != c_out else None  # a 1x1 convolution
 
     def __call__(self, h: jax.Array, temb: jax.Array) -> jax.Array:
         u = self.conv1(jax.nn.silu(self.norm1(h)))
-        u = u + self.time(temb)[:, None, None, :]
-        u = self.conv2(jax.nn.silu(self.norm2(u)))
+        scale, shift = jnp.split(self.time(temb)[:, None, None, :], 2, axis=-1)
+        u = self.norm2(u) * (1.0 + scale) + shift
+        u = self.conv2(jax.nn.silu(u))
         return u + (h if self.skip is None else self.skip(h))
 
 
@@ -206,12 +247,15 @@ class UNet(nnx.Module):
         x (8x8x1) -> conv -> block(c0) ----------------------------- concat -> block(c0) -> conv -> out
                                   \-> down (4x4) -> block(c1) -> mid -> concat -> block(c1) -> up -/
 
-    Every block adds a per-channel shift computed from the time embedding. The output
+    Every block scales and shifts its normalised features, channel by channel, by amounts
+    computed from the time embedding, so the output depends on ``t`` at any width. The output
     convolution starts at zero (:math:`f_\theta = 0` before training).
 
     Args:
       image_size: the side of the (square, even-sized) images.
-      channels: the widths ``(c0, c1)`` at full and at half resolution.
+      channels: the widths ``(c0, c1)`` at full and at half resolution, any positive
+        integers (GroupNorm uses the largest divisor of the width up to 8 that leaves at
+        least two channels in each group).
       time_dim: the size of the sinusoidal embedding.
       rngs: ``nnx.Rngs`` for the initial weights.
 
@@ -227,8 +271,8 @@ class UNet(nnx.Module):
         if len(channels) != 2:
             raise ValueError(f"channels must be a pair (c0, c1); got {channels!r}")
         c0, c1 = (check_positive_int("channels", int(c)) for c in channels)
-        if not isinstance(time_dim, int) or time_dim < 2 or time_dim % 2:
-            raise ValueError(f"time_dim must be a positive even integer; got {time_dim!r}")
+        time_dim = _check_even("time_dim", time_dim)
+        _check_rngs(rngs)
         self.data_shape = (image_size, image_size)
         self.time_dim = time_dim
         tw = 2 * c0
@@ -242,7 +286,7 @@ class UNet(nnx.Module):
         self.up1 = _ConvBlock(2 * c1, c1, tw, rngs=rngs)
         self.upsample = Conv3x3(c1, c0, rngs=rngs)
         self.up0 = _ConvBlock(2 * c0, c0, tw, rngs=rngs)
-        self.norm_out = nnx.GroupNorm(c0, num_groups=min(8, c0), rngs=rngs)
+        self.norm_out = nnx.GroupNorm(c0, num_groups=_num_groups(c0), rngs=rngs)
         self.conv_out = Conv3x3(c0, 1, zero_init=True, rngs=rngs)
 
     def __call__(self, x: jax.Array, t) -> jax.Array:
@@ -261,5 +305,11 @@ class UNet(nnx.Module):
 
 
 def count_params(model: nnx.Module) -> int:
-    """The number of trainable scalars (``nnx.Param`` entries) of ``model``."""
+    """The number of trainable scalars (``nnx.Param`` entries) of ``model``.
+
+    Raises:
+      ValueError: if ``model`` is not an ``nnx.Module``.
+    """
+    if not isinstance(model, nnx.Module):
+        raise ValueError(f"model must be an nnx.Module; got {type(model).__name__}")
     return sum(int(p.size) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))

@@ -8,7 +8,8 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_loss", "image_grid", "plot_points", "plot_snapshots", "plot_trajectories", "plot_timings"]
+__all__ = ["plot_loss", "image_grid", "plot_points", "plot_snapshots", "plot_forward_reverse", "plot_trajectories",
+           "plot_timings"]
 
 
 def plot_loss(losses, *, window: int = 100, ax=None, label: str | None = None):
@@ -107,6 +108,43 @@ def plot_snapshots(trajectory, steps: Sequence[int], *, lim: float = 3.0, size: 
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_forward_reverse(forward, reverse, steps: Sequence[int], *, lim: float = 3.0, size: float = 2.0,
+                         s: float = 0.5):
+    r"""2-D clouds of the forward and the reverse process at the same steps: :math:`q(x_t)` above, :math:`p_\theta(x_t)` below.
+
+    Args:
+      forward: one ``(n, 2)`` sample of :math:`q(x_t)` per entry of ``steps``.
+      reverse: one ``(m, 2)`` sample of the reverse chain's state :math:`x_t` per entry of
+        ``steps`` (for example ``[trajectory[t] for t in steps]``).
+      steps: the steps ``t`` shown, used for the titles.
+      lim: the axes range.
+      size: inches per panel.
+      s: the marker size.
+
+    Returns:
+      The matplotlib ``Figure``.
+
+    Raises:
+      ValueError: if ``forward``, ``reverse`` and ``steps`` differ in length.
+    """
+    if not len(forward) == len(reverse) == len(steps):
+        raise ValueError(f"forward, reverse and steps must have the same length; got {len(forward)}, "
+                         f"{len(reverse)} and {len(steps)}")
+    fig, axes = plt.subplots(2, len(steps), figsize=(size * len(steps), 2 * size + 0.5), squeeze=False)
+    for row, (clouds, name) in enumerate(((forward, "q"), (reverse, "p_\\theta"))):
+        for ax, pts, t in zip(axes[row], clouds, steps):
+            pts = np.asarray(pts)
+            ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=0.5, color="C0" if row == 0 else "C1")
+            ax.set_title(f"${name}(x_{{{t}}})$", fontsize=10)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.tight_layout()
     return fig
 

@@ -1322,6 +1322,28 @@ row("ddim.ddim_timesteps",
     bad("spacing", lambda: ddim.ddim_timesteps(10, 5, "uniform")),
     edge("5 of 10, trailing", lambda: ddim.ddim_timesteps(10, 5), expect=lambda: [2, 4, 6, 8, 10]))
 
+# ==================================================================== module: plotting_sampling (helper F)
+
+from ddpm_lib import plotting_sampling  # noqa: E402
+
+
+def _closed(fig) -> bool:
+    plt.close(fig)
+    return True
+
+
+row("plotting_sampling.plot_score_field",
+    bad("score_fn", lambda: plotting_sampling.plot_score_field("s", [1])),
+    bad("grid", lambda: plotting_sampling.plot_score_field(lambda p, t: -p, [1], grid=0), shows="0"),
+    bad("lim", lambda: plotting_sampling.plot_score_field(lambda p, t: -p, [1], lim=-1.0)),
+    note("draws one panel per step, with a zero score too",
+         lambda: _closed(plotting_sampling.plot_score_field(lambda p, t: 0 * p, [1, 2], grid=3))))
+row("plotting_sampling.plot_quality_vs_steps",
+    bad("panels", lambda: plotting_sampling.plot_quality_vs_steps([10, 20], {"q": {"a": [1.0]}})),
+    note("draws one panel per measure with a reference line",
+         lambda: _closed(plotting_sampling.plot_quality_vs_steps(
+             [10, 20], {"q": {"a": [1.0, 2.0]}}, reference={"q": 1.0}))))
+
 # ==================================================================== the tests (keep last)
 # New sections go above this line: one banner "# ==== module: <name>" per module.
 

@@ -16,19 +16,21 @@ M = jnp.array([0.0, 1.5, -2.0, 0.5])
 S2 = jnp.array([1.0, 0.25, 0.04, 2.0])
 
 
-def _exact_output_moments(schedule, m, s2, sigma2):
+def _exact_output_moments(schedule, m, s2, sigma2, betas=None):
     """Mean and variance of the sampler's output, by an independent float64 recursion.
 
     With the optimal noise predictor for Gaussian data every reverse step is affine,
     x_{t-1} = a_t x_t + c_t + sigma_t z, so the output is Gaussian and its moments follow from
     mean_{t-1} = a_t mean_t + c_t, var_{t-1} = a_t^2 var_t + sigma_t^2, from x_T ~ N(0, 1).
     """
-    b = np.asarray(schedule.betas, np.float64)
+    b = np.asarray(schedule.betas if betas is None else np.concatenate([[0.0], betas]), np.float64)
     ab = np.cumprod(1.0 - b)
     ab_prev = np.concatenate([[1.0], ab[:-1]])
     m, s2 = np.asarray(m, np.float64), np.asarray(s2, np.float64)
     mean, var = np.zeros_like(m), np.ones_like(m)
-    for t in range(schedule.T, 0, -1):
+    for t in range(len(b) - 1, 0, -1):
+        if ab[t] == 1.0:  # every beta up to t is 0: x_t = x_0, the step is the identity
+            continue
         v_t = ab[t] * s2 + 1.0 - ab[t]
         g = np.sqrt(1.0 - ab[t]) / v_t  # eps*(x) = g (x - sqrt(ab_t) m)
         k = b[t] / np.sqrt(1.0 - ab[t])  # mu = (x - k eps) / sqrt(alpha_t)
@@ -117,6 +119,11 @@ def test_scan_sampler_equals_python_loop(mlp, sigma2):
     for t in (schedule.T, schedule.T // 2, 1, 0):  # trajectory[t] is x_t
         np.testing.assert_allclose(np.asarray(traj[t]), np.asarray(ref_states[t]), rtol=1e-4, atol=1e-4)
     np.testing.assert_array_equal(np.asarray(traj[0]), np.asarray(x0))
+    # The compiled loop used when num_steps is given (one compilation for every step count)
+    # gives the same samples as the scan over every step.
+    np.testing.assert_allclose(np.asarray(sampling.sample(mlp, schedule, key, (5, 3, 3), sigma2=sigma2,
+                                                          num_steps=schedule.T)),
+                               np.asarray(x0), rtol=1e-6, atol=1e-6)
     # The same key gives the same samples; the module and a plain function give the same result.
     np.testing.assert_array_equal(np.asarray(sampling.sample(mlp, schedule, key, (5, 3, 3), sigma2=sigma2)),
                                   np.asarray(x0))
@@ -139,38 +146,41 @@ def test_mean_prediction_and_clipping():
     np.testing.assert_allclose(np.asarray(a), np.asarray(d), rtol=1e-3, atol=1e-3)
 
 
-def test_ddim_matches_its_exact_moments_on_gaussian_data():
-    schedule = schedules.linear(T=1000)
-    n, steps = 20_000, 100
-    x = np.asarray(sampling.ddim_sample(functools.partial(_optimal, schedule), schedule, jax.random.key(1), (n, 4),
-                                        num_steps=steps), np.float64)
-    # eta = 0 with the optimal eps: x_s = A x_t + C, an affine map; recompute it in float64.
+@pytest.mark.parametrize("sigma2", ["beta", "beta_tilde"])
+def test_ancestral_on_a_beta0_prefix_schedule(sigma2):
+    # beta = 0 steps are legal: the first two steps add no noise (1 - alpha_bar = 0). The exact
+    # output moments (reference recursion, identity steps skipped) must be matched, without NaN.
+    schedule, n = schedules.from_betas([0.0, 0.0, 0.5, 0.5]), 40_000
+    x = np.asarray(sampling.sample(functools.partial(_optimal, schedule), schedule, jax.random.key(8), (n, 4),
+                                   sigma2=sigma2), np.float64)
+    mean, var = _exact_output_moments(schedule, M, S2, sigma2)
+    assert np.all(np.isfinite(x))
+    assert np.all(np.abs(x.mean(0) - mean) < 4.5 * np.sqrt(var / n))
+    assert np.all(np.abs(x.var(0, ddof=1) - var) < 4.5 * var * np.sqrt(2.0 / (n - 1)))
+
+
+@pytest.mark.parametrize("sigma2,spacing", [("beta", "trailing"), ("beta_tilde", "linspace")])
+def test_step_skipping_ancestral_matches_the_respaced_chain(sigma2, spacing):
+    # 25 of 1000 steps: the sampler must run Algorithm 2 on beta'_i = 1 - ab_{tau_i} / ab_{tau_{i-1}}
+    # (recomputed here from the betas and the hand-written step lists), asking the network about tau_i.
+    schedule, n = schedules.linear(1000), 20_000
     ab = np.cumprod(1.0 - np.asarray(schedule.betas, np.float64))
-    taus = sampling.ddim_timesteps(schedule.T, steps)
-    m, s2 = np.asarray(M, np.float64), np.asarray(S2, np.float64)
-    mean, var = np.zeros(4), np.ones(4)
-    for t, s in zip(taus[::-1], list(taus[:-1][::-1]) + [0]):
-        v = ab[t] * s2 + 1 - ab[t]
-        g = np.sqrt(1 - ab[t]) / v  # eps = g (x - sqrt(ab_t) m)
-        # x0_hat = (x - sqrt(1-ab_t) eps) / sqrt(ab_t); x_s = sqrt(ab_s) x0_hat + sqrt(1-ab_s) eps
-        a_eps, c_eps = g, -g * np.sqrt(ab[t]) * m
-        a = np.sqrt(ab[s]) * (1 - np.sqrt(1 - ab[t]) * a_eps) / np.sqrt(ab[t]) + np.sqrt(1 - ab[s]) * a_eps
-        c = -np.sqrt(ab[s]) * np.sqrt(1 - ab[t]) * c_eps / np.sqrt(ab[t]) + np.sqrt(1 - ab[s]) * c_eps
-        mean, var = a * mean + c, a * a * var
-    se_mean, se_var = np.sqrt(var / n), var * np.sqrt(2.0 / (n - 1))
-    assert np.all(np.abs(x.mean(0) - mean) < 4.5 * se_mean)
-    assert np.all(np.abs(x.var(0, ddof=1) - var) < 4.5 * se_var)
-    # ... and those exact moments approach the data's: the mean within 0.01, the variance
-    # 3-14% low with 100 steps (a first-order error: about ten times smaller with 1000 steps).
-    np.testing.assert_allclose(mean, m, atol=0.01)
-    assert np.all((var < s2) & (var > 0.85 * s2))
-
-
-def test_ddim_timesteps():
-    np.testing.assert_array_equal(sampling.ddim_timesteps(10, 5), [2, 4, 6, 8, 10])
-    np.testing.assert_array_equal(sampling.ddim_timesteps(10, 10), np.arange(1, 11))
-    with pytest.raises(ValueError, match="num_steps"):
-        sampling.ddim_timesteps(10, 11)
+    # trailing: 40, 80, ..., 1000; linspace: 1 + i * 999 / 24 rounded half up (41.625 steps apart)
+    taus = np.arange(40, 1001, 40) if spacing == "trailing" else np.floor(1.5 + np.arange(25) * 999 / 24).astype(int)
+    betas = 1.0 - ab[taus] / np.concatenate([[1.0], ab[taus[:-1]]])
+    mean, var = _exact_output_moments(None, M, S2, sigma2, betas=betas)
+    x = np.asarray(sampling.sample(functools.partial(_optimal, schedule), schedule, jax.random.key(4), (n, 4),
+                                   sigma2=sigma2, num_steps=25, spacing=spacing), np.float64)
+    assert np.all(np.abs(x.mean(0) - mean) < 4.5 * np.sqrt(var / n)), (x.mean(0), mean)
+    assert np.all(np.abs(x.var(0, ddof=1) - var) < 4.5 * var * np.sqrt(2.0 / (n - 1))), (x.var(0), var)
+    # A chain that wrongly used the first 25 betas of the full schedule would be far off: its
+    # alpha_bar_T is 0.997, so its output is nearly the starting noise, of variance 1, while the
+    # right chain gives about the data's variance (0.25, 0.04 and 2 in coordinates 1 to 3).
+    assert np.all(np.abs(var[1:] - 1.0) > 0.3)
+    # The trajectory holds the S + 1 visited states.
+    _, traj = sampling.sample(functools.partial(_optimal, schedule), schedule, jax.random.key(4), (3, 4),
+                              sigma2=sigma2, num_steps=25, spacing=spacing, return_trajectory=True)
+    assert traj.shape == (26, 3, 4)
 
 
 def test_energy_distance_and_sliced_wasserstein():
@@ -217,7 +227,7 @@ def test_bad_inputs_raise_value_errors(mlp):
     with pytest.raises(ValueError, match="prediction"):
         sampling.sample(f, schedule, key, (2, 2), prediction="x0")
     with pytest.raises(ValueError, match="shape"):
-        sampling.sample(f, schedule, key, (0, 2))
+        sampling.sample(f, schedule, key, (-1, 2))
     with pytest.raises(ValueError, match="shape"):
         sampling.sample(f, schedule, key, 5)
     with pytest.raises(ValueError, match="denoiser"):
@@ -230,8 +240,6 @@ def test_bad_inputs_raise_value_errors(mlp):
         sampling.sample(f, "linear", key, (2, 2))
     with pytest.raises(ValueError, match="beta_t = 1"):
         sampling.sample(f, schedules.from_betas([0.5, 1.0]), key, (2, 2))
-    with pytest.raises(ValueError, match="eta"):
-        sampling.ddim_sample(f, schedule, key, (2, 2), num_steps=5, eta=-1.0)
 
 
 def test_digit_classifier_on_real_digits():
