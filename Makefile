@@ -35,7 +35,7 @@ help:
 	@echo "make train-digits  retrain the shipped digits model into checkpoints/digits with the command line"
 	@echo "                   (about 22 minutes on this project's 2-core machine, shared with other work)"
 	@echo "make mutants  plant classic DDPM bugs one at a time in a temporary copy; report the"
-	@echo "              share the unit tests catch (not in CI: about an hour on two cores)"
+	@echo "              share the unit tests catch (not in CI: about 40 minutes on two cores)"
 	@echo "make bench-peers  ddpm_lib against PyTorch + diffusers -> benchmarks/peers.md"
 	@echo "                  (in its own environment .venv-peers, about 5 GB)"
 

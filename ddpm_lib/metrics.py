@@ -157,7 +157,8 @@ class Band:
 
     Attributes:
       values: the statistic on each of the ``K`` draws, a NumPy array.
-      low, high: the empirical ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles.
+      low: the empirical ``(1 - level) / 2`` quantile.
+      high: the empirical ``(1 + level) / 2`` quantile.
       level: the coverage of the band, e.g. 0.95.
     """
 

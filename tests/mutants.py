@@ -187,7 +187,7 @@ MUTANTS = [
       "return x_s if z is None else x_s + jnp.sqrt(sigma2) * z", "return x_s if z is None else x_s + sigma2 * z",
       "DDIM noise scaled by sigma^2 instead of sigma (sigma(eta) without its square root)"),
     m("ddim.direction_ignores_sigma", "ddim.py",
-      "jnp.sqrt(jnp.maximum(so_s**2 - sigma2, 0.0)) * eps", "jnp.sqrt(jnp.maximum(so_s**2, 0.0)) * eps",
+      "direction2 = jnp.where(noisy, ratio * keep, so_s**2)", "direction2 = so_s**2",
       "DDIM direction sqrt(1 - alpha_bar_s) eps, forgetting to subtract sigma^2"),
     m("ddim.x0_hat_at_target_step", "ddim.py",
       "x0_hat = (xt - so_t * eps) / sa_t", "x0_hat = (xt - so_t * eps) / sa_s",
