@@ -10,7 +10,7 @@ for any earlier step :math:`s < t`,
    \qquad
    \sigma^2 = \eta^2\,\frac{1-\bar\alpha_s}{1-\bar\alpha_t}\Big(1 - \frac{\bar\alpha_t}{\bar\alpha_s}\Big),
 
-(eq. (6.5) of the book's chapter 6). A sampler replaces :math:`x_0` by the network's
+(chapter 6, equation ``ch6-eq-qsigma``). A sampler replaces :math:`x_0` by the network's
 :math:`\hat x_0` and walks down a sub-sequence of steps (:mod:`ddpm_lib.spacing`).
 ``eta = 0`` is deterministic; ``eta = 1`` with every step is ancestral sampling with
 :math:`\sigma_t^2 = \tilde\beta_t`.
@@ -23,7 +23,8 @@ nothing about :math:`x_0`.
 
 Randomness in :func:`ddim_sample`: ``key`` is split into ``(k_T, k_steps)``; ``x_T`` comes from
 ``k_T`` and the noise of the ``i``-th step (counted from the top) from
-``jax.random.split(k_steps, S)[i]``, as in :func:`ddpm_lib.sampling.sample`.
+``jax.random.split(k_steps, T)[i]``, as in :func:`ddpm_lib.sampling.sample`, so DDIM with
+``eta = 1`` and the step-skipping ancestral sampler draw the same noise.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def ddim_step(schedule: Schedule, xt: jax.Array, t, s, eps: jax.Array, z: jax.Ar
     .. math::
        \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\epsilon}{\sqrt{\bar\alpha_t}}, \qquad
        x_s = \sqrt{\bar\alpha_s}\,\hat x_0 + \sqrt{1-\bar\alpha_s-\sigma^2}\;\hat\epsilon + \sigma z
-       \qquad (6.6)
+       \qquad \text{(chapter 6, ch6-eq-ddim)}
 
     with :math:`\sigma` from the module text and :math:`\hat\epsilon = \epsilon` without
     clipping. With ``clip_x0 = c``, :math:`\hat x_0` is clipped to :math:`[-c, c]` and
@@ -69,7 +70,7 @@ def ddim_step(schedule: Schedule, xt: jax.Array, t, s, eps: jax.Array, z: jax.Ar
     is :math:`\tilde\mu_t(x_t, \hat x_0)` plus noise.
 
     Traceable: ``t``, ``s`` and ``eta`` may be traced (the samplers scan over it); their values
-    are then checked only in checked mode (:mod:`ddpm_lib._validate`).
+    are then checked only in checked mode (:mod:`ddpm_lib.checking`).
 
     Args:
       schedule: the variance schedule.
@@ -136,7 +137,7 @@ def _jumps64(schedule: Schedule, pairs: np.ndarray) -> jax.Array:
 
 
 def _update(schedule, xt, t, s, eps, z, eta, clip_x0, jump):
-    r"""Eq. (6.6) without checks (also read upwards, s > t, by the encoder, with eta = 0).
+    r"""The step of :func:`ddim_step` without checks (also read upwards, s > t, by the encoder, with eta = 0).
 
     ``jump`` is :math:`1 - \bar\alpha_t/\bar\alpha_s`. With it, both variances are sums of
     positive terms, so neither suffers cancellation (a float32 ``(1 - ab_t) - (1 - ab_s)`` near
@@ -201,7 +202,7 @@ def _encode(denoiser, schedule, x0, pairs, num_steps, refine, *, trajectory_step
         j = num_steps - 1 - i  # the rows (tau_1, 0), (tau_2, tau_1), ..., (tau_S, tau_{S-1})
         lo, hi = pairs[j, 1], pairs[j, 0]  # from the state at step lo up to step hi
 
-        def up(x_hi):  # (6.6) read upwards, with eps_theta evaluated at x_hi
+        def up(x_hi):  # the step read upwards, with eps_theta evaluated at x_hi
             return _update(schedule, x, lo, hi, denoiser(x_hi, hi), None, 0.0, None, 0.0)
 
         # eps_theta(x_lo, hi) first, then fixed-point iterations towards eps_theta(x_hi, hi)
@@ -233,7 +234,7 @@ def _check(denoiser, schedule, num_steps, spacing, eta=0.0, clip_x0=None, end_at
     if bad.size:
         raise ValueError(f"schedule must have alpha_bar_t > 0 at every step DDIM visits; alpha_bar_t = 0 at "
                          f"t = {int(bad[0])} (a step with beta = 1 erased x_0)")
-    # eta > 1 is refused: the reverse conditional (6.5) can then need a negative variance.
+    # eta > 1 is refused: the reverse conditional can then need a negative variance.
     check_real("eta", eta, 0.0, 1.0)
     pairs = _pairs(taus, schedule.T)
     return taus, (jnp.asarray(pairs), _jumps64(schedule, pairs)), _check_clip(clip_x0, schedule, taus)
@@ -242,7 +243,7 @@ def _check(denoiser, schedule, num_steps, spacing, eta=0.0, clip_x0=None, end_at
 def ddim_sample(denoiser, schedule: Schedule, key: jax.Array, shape: Sequence[int], *, num_steps: int | None = None,
                 eta: float = 0.0, spacing="trailing", clip_x0: float | None = None,
                 return_trajectory: bool = False):
-    r"""DDIM sampling from pure noise over ``num_steps`` steps: eq. (6.6) from :math:`\tau_S` down to 0.
+    r"""DDIM sampling from pure noise over ``num_steps`` steps, from :math:`\tau_S` down to 0.
 
     Args:
       denoiser: an ``nnx.Module`` or ``denoiser(x, t)`` predicting the noise.
@@ -305,7 +306,7 @@ def ddim_encode(denoiser, schedule: Schedule, x0: jax.Array, *, num_steps: int |
                 refine: int = 0, return_trajectory: bool = False):
     r"""DDIM inversion: run the deterministic map backwards, from data :math:`x_0` up to :math:`x_T`.
 
-    Each step reads eq. (6.6) upwards, from :math:`x_s` to :math:`x_t` with ``s < t`` the
+    Each step reads :func:`ddim_step` upwards, from :math:`x_s` to :math:`x_t` with ``s < t`` the
     consecutive chosen steps (from ``s = 0``):
 
     .. math::
