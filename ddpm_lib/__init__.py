@@ -6,7 +6,8 @@ One module per concept: :mod:`~ddpm_lib.schedules`, :mod:`~ddpm_lib.forward`,
 :mod:`~ddpm_lib.train`, :mod:`~ddpm_lib.sampling`, :mod:`~ddpm_lib.spacing`, :mod:`~ddpm_lib.ddim`,
 :mod:`~ddpm_lib.score`, :mod:`~ddpm_lib.data`,
 :mod:`~ddpm_lib.metrics`, :mod:`~ddpm_lib.quality`, :mod:`~ddpm_lib.checkpoint`,
-:mod:`~ddpm_lib.timing` and :mod:`~ddpm_lib.plotting` (with :mod:`~ddpm_lib.plotting_sampling`); ``python -m ddpm_lib`` is :mod:`~ddpm_lib.cli`.
+:mod:`~ddpm_lib.timing` and :mod:`~ddpm_lib.plotting` (with :mod:`~ddpm_lib.plotting_sampling`);
+:mod:`~ddpm_lib.checking` turns on the checks of traced values; ``python -m ddpm_lib`` is :mod:`~ddpm_lib.cli`.
 The index of ``t`` follows the text: ``t = 1..T``, and every schedule array has ``T + 1``
 entries with entry 0 meaning "no noise".
 """
@@ -14,6 +15,7 @@ entries with entry 0 meaning "no noise".
 from ddpm_lib import (
     analytic,
     bound,
+    checking,
     checkpoint,
     data,
     ddim,

@@ -130,7 +130,9 @@ def q_mean_var(schedule: Schedule, x0: jax.Array, t) -> tuple[jax.Array, jax.Arr
     check_schedule(schedule)
     schedule.check_t(t)
     check_array("x0", x0)
-    return schedule.sqrt_alpha_bars[t] * x0, 1.0 - schedule.alpha_bars[t]
+    # the square of the stored noise scale, derived in float64: a float32 1 - alpha_bar_t
+    # would lose most of its digits near t = 1 (1 - 0.9999 keeps about three)
+    return schedule.sqrt_alpha_bars[t] * x0, schedule.sqrt_one_minus_alpha_bars[t] ** 2
 
 
 def q_sample(schedule: Schedule, x0: jax.Array, t, eps: jax.Array) -> jax.Array:

@@ -270,7 +270,7 @@ class UNet(nnx.Module):
             raise ValueError(f"image_size must be even (the U-Net halves it once); got {image_size}")
         if len(channels) != 2:
             raise ValueError(f"channels must be a pair (c0, c1); got {channels!r}")
-        c0, c1 = (check_positive_int("channels", int(c)) for c in channels)
+        c0, c1 = (check_positive_int("channels", c) for c in channels)
         time_dim = _check_even("time_dim", time_dim)
         _check_rngs(rngs)
         self.data_shape = (image_size, image_size)

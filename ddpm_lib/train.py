@@ -110,7 +110,8 @@ def make_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 100, tota
     on small data train well at :math:`10^{-3}`.
 
     With ``total_steps = 1`` there is no room for a warm-up or a decay: the one step uses
-    ``learning_rate``.
+    ``learning_rate``. With ``warmup_steps = 0`` the first step already uses
+    ``learning_rate`` (a warm-up of length 1 would start at 0 and waste it).
 
     Raises:
       ValueError: if ``learning_rate`` or ``clip_norm`` is not a finite number > 0,
@@ -121,9 +122,12 @@ def make_optimizer(learning_rate: float = 1e-3, *, warmup_steps: int = 100, tota
     check_real("clip_norm", clip_norm, 0.0, lo_open=True)
     check_int("warmup_steps", warmup_steps, lo=0)
     if total_steps is None:
-        lr = optax.linear_schedule(0.0, learning_rate, max(int(warmup_steps), 1))
+        lr = (optax.linear_schedule(0.0, learning_rate, int(warmup_steps)) if warmup_steps
+              else optax.constant_schedule(learning_rate))
     elif check_positive_int("total_steps", total_steps) == 1:
         lr = optax.constant_schedule(learning_rate)
+    elif not warmup_steps:
+        lr = optax.cosine_decay_schedule(learning_rate, int(total_steps), alpha=0.1)
     else:
         total_steps = int(total_steps)
         lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, min(int(warmup_steps), total_steps - 1) or 1,

@@ -112,3 +112,15 @@ def test_forward_step_uses_the_noise_it_is_given():
     np.testing.assert_allclose(forward.forward_step(x, 0.36, eps), 0.8 * x + 0.6 * eps, rtol=1e-6)
     with pytest.raises(ValueError, match="shapes"):
         forward.forward_step(x, 0.1, jnp.ones(3))
+
+
+def test_q_mean_var_variance_keeps_its_digits_near_t_1():
+    # 1 - alpha_bar_1 = beta_1 = 1e-4 on the linear schedule. A float32 "1 - alpha_bar_t"
+    # keeps only about three digits of it (relative error 1.7e-4); the float64-derived noise
+    # scale squared keeps float32 precision.
+    s = schedules.linear(1000)
+    betas = np.linspace(1e-4, 0.02, 1000)
+    exact = 1.0 - np.cumprod(1.0 - betas)
+    for t in (1, 2, 10, 500, 1000):
+        _, var = forward.q_mean_var(s, jnp.zeros(3), t)
+        assert abs(float(var) - exact[t - 1]) <= 1e-6 * exact[t - 1], t

@@ -157,3 +157,10 @@ def test_bad_inputs_raise_value_errors(unet):
         models.timestep_embedding(1, 3)
     with pytest.raises(ValueError, match="stride"):
         models.Conv3x3(1, 1, stride=3, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("channels", [(2.5, 64), (32, 64.0), (32, "64")])
+def test_unet_refuses_widths_that_are_not_integers(channels):
+    # int(2.5) would quietly build a network of width 2
+    with pytest.raises(ValueError, match="channels"):
+        models.UNet(channels=channels, rngs=nnx.Rngs(0))

@@ -149,3 +149,19 @@ def test_bad_inputs_raise_value_errors():
         train.make_optimizer(0.0)
     with pytest.raises(ValueError, match="clip_norm"):
         train.make_optimizer(1e-3, clip_norm=-1.0)
+
+
+@pytest.mark.parametrize("total_steps", [None, 50])
+def test_no_warm_up_means_the_first_update_is_a_full_one(total_steps):
+    # Adam's first update of a parameter with a constant gradient has size learning_rate.
+    # A warm-up of length 1 (the natural way to write "no warm-up" in optax) starts at 0
+    # and makes the first step no step at all.
+    opt = train.make_optimizer(0.01, warmup_steps=0, total_steps=total_steps)
+    params = jnp.ones(3)
+    state = opt.init(params)
+    updates, state = opt.update(jnp.full(3, 0.1), state, params)
+    np.testing.assert_allclose(np.asarray(updates), -0.01, rtol=1e-4)
+    # with a warm-up, the first step still starts from a learning rate of 0
+    warm = train.make_optimizer(0.01, warmup_steps=10, total_steps=total_steps)
+    first, _ = warm.update(jnp.full(3, 0.1), warm.init(params), params)
+    assert np.all(np.asarray(first) == 0.0)
