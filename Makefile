@@ -21,7 +21,7 @@ FIND_PYTHON := \
       command -v "$$c"; exit 0; fi; \
   done; exit 1
 
-.PHONY: book test unit nbval outputs portability bench quality train-digits mutants bench-peers venv clean help
+.PHONY: book test unit nbval outputs portability portability-ci bench bench-sampling quality train-digits mutants bench-peers venv clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -30,7 +30,10 @@ help:
 	@echo "make outputs  re-execute every chapter in place (regenerates stored outputs)"
 	@echo "make portability  re-run every chapter under floating-point perturbations (ISA, threads,"
 	@echo "              BLAS kernel, oldest allowed JAX/Flax) and list every stored output that changes"
+	@echo "make portability-ci  the same in two combined passes (sse42+threads1+openblas, oldest+avx2), as CI runs it"
 	@echo "make bench    speed ratios -> benchmarks/results.md"
+	@echo "make bench-sampling  50-step DDIM against every-step ancestral sampling, quality and time"
+	@echo "              -> benchmarks/fast_sampling.md"
 	@echo "make quality  sample quality against the goals (shipped digits model, two moons) -> benchmarks/quality.md"
 	@echo "make train-digits  retrain the shipped digits model into checkpoints/digits with the command line"
 	@echo "                   (about 22 minutes on this project's 2-core machine, shared with other work)"
@@ -69,8 +72,15 @@ outputs: $(STAMP)
 portability: $(STAMP)
 	$(PY) tests/portability.py $(if $(CHAPTERS),$(CHAPTERS),) $(if $(ONLY),--only $(ONLY),)
 
+# CI's pass: every perturbation, merged into two runs (see tests/portability.py)
+portability-ci: $(STAMP)
+	$(PY) tests/portability.py --only sse42+threads1+openblas,oldest+avx2
+
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
+
+bench-sampling: $(STAMP)
+	$(PY) benchmarks/fast_sampling.py
 
 quality: $(STAMP)
 	$(PY) benchmarks/quality.py
