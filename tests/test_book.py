@@ -11,7 +11,9 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
-MIN_CHECKED = 10
+MIN_CHECKED = 10  # any chapter
+# Chapters 1-5 keep at least the checked cells they had when issue 8 counted them.
+MIN_CHECKED_BY_CHAPTER = {"01": 20, "02": 18, "03": 16, "04": 11, "05": 20}
 
 
 def _toc_files():
@@ -70,7 +72,8 @@ def test_chapter_keeps_enough_checked_outputs(nb_path):
     code = [c for c in _load(nb_path)["cells"] if c["cell_type"] == "code"]
     checked = [c for c in code if c.get("outputs") and not _is_ignored(c)
                and any(o["output_type"] in ("stream", "execute_result", "display_data") for o in c["outputs"])]
-    assert len(checked) >= MIN_CHECKED, f"{nb_path.name} has only {len(checked)} checked code cells"
+    floor = MIN_CHECKED_BY_CHAPTER.get(nb_path.name[:2], MIN_CHECKED)
+    assert len(checked) >= floor, f"{nb_path.name} has only {len(checked)} checked code cells (at least {floor})"
 
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=lambda p: p.name)
