@@ -12,6 +12,15 @@ __all__ = ["plot_loss", "image_grid", "plot_points", "plot_snapshots", "plot_for
            "plot_timings"]
 
 
+def _square_panel(ax, lim: float) -> None:
+    """Style ``ax`` as a square 2-D panel on ``[-lim, lim]^2`` with no ticks (the book's point clouds)."""
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def plot_loss(losses, *, window: int = 100, ax=None, label: str | None = None):
     """The loss of every step (dots) and its moving average over ``window`` steps (line), log scale.
 
@@ -103,11 +112,7 @@ def plot_snapshots(trajectory, steps: Sequence[int], *, lim: float = 3.0, size: 
     for ax, t in zip(axes[0], steps):
         ax.scatter(traj[t, :, 0], traj[t, :, 1], s=s, alpha=0.5)
         ax.set_title(f"$x_{{{t}}}$", fontsize=10)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _square_panel(ax, lim)
     fig.tight_layout()
     return fig
 
@@ -140,11 +145,7 @@ def plot_forward_reverse(forward, reverse, steps: Sequence[int], *, lim: float =
             pts = np.asarray(pts)
             ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=0.5, color="C0" if row == 0 else "C1")
             ax.set_title(f"${name}(x_{{{t}}})$", fontsize=10)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _square_panel(ax, lim)
     fig.tight_layout()
     return fig
 

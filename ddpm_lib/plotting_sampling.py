@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ddpm_lib._validate import check_callable, check_positive_int, check_real
+from ddpm_lib.plotting_models import _square_panel
 
 __all__ = ["plot_score_field", "plot_quality_vs_steps"]
 
@@ -54,11 +55,7 @@ def plot_score_field(score_fn: Callable, steps: Sequence[int], *, background=Non
         ax.quiver(pts[:, 0], pts[:, 1], s[:, 0] / scale, s[:, 1] / scale, norm / scale, cmap="viridis",
                   angles="xy", scale_units="xy", scale=1.0 / (1.6 * lim / grid), width=0.006)
         ax.set_title(f"$t = {t}$", fontsize=10)
-        ax.set_xlim(-lim, lim)
-        ax.set_ylim(-lim, lim)
-        ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
+        _square_panel(ax, lim)
     fig.tight_layout()
     return fig
 
